@@ -1,0 +1,86 @@
+"""Model bundles on disk: ``pnet.onnx``, ``rnet.onnx``, ``onet.onnx`` and ``manifest.json``.
+
+A bundle is the one form in which facefaas stores, ships and exports a model. Writing is atomic:
+files go to a temporary sibling folder that is renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import onnx
+
+from facefaas.errors import ModelFormatError, ModelValidationError
+from facefaas.models.manifest import ModelManifest
+from facefaas.models.onnx_build import build_networks, weights_from_onnx
+from facefaas.models.weights import MtcnnWeights
+
+__all__ = ["NETWORK_FILES", "Bundle", "read_bundle", "write_bundle"]
+
+NETWORK_FILES = {"pnet": "pnet.onnx", "rnet": "rnet.onnx", "onet": "onet.onnx"}
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A model read from disk: its manifest, and its networks as serialized ONNX bytes."""
+
+    path: Path
+    manifest: ModelManifest
+    networks: dict[str, bytes]
+
+    def weights(self) -> MtcnnWeights:
+        models = {net: onnx.load_from_string(data) for net, data in self.networks.items()}
+        return weights_from_onnx(models)
+
+
+def write_bundle(directory: str | os.PathLike[str], weights: MtcnnWeights, manifest: ModelManifest) -> Path:
+    """Write ``weights`` as a bundle into ``directory`` (created; replaced atomically if present).
+
+    The manifest's ``weights_sha256`` is set from the weights. Returns the bundle's path.
+    """
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    manifest = replace(manifest, weights_sha256=weights.digest())
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tmp.chmod(0o755)
+        for net, model in build_networks(weights).items():
+            _write_synced(tmp / NETWORK_FILES[net], model.SerializeToString())
+        _write_synced(tmp / MANIFEST_FILE, manifest.to_json().encode())
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_bundle(directory: str | os.PathLike[str]) -> Bundle:
+    """Read a bundle folder. Raises ModelFormatError when files are missing."""
+    path = Path(directory)
+    missing = [n for n in (*NETWORK_FILES.values(), MANIFEST_FILE) if not (path / n).is_file()]
+    if missing:
+        raise ModelFormatError(f"{path}: not a facefaas model bundle, missing {', '.join(missing)}")
+    manifest = ModelManifest.from_json((path / MANIFEST_FILE).read_bytes())
+    networks = {net: (path / name).read_bytes() for net, name in NETWORK_FILES.items()}
+    if not manifest.weights_sha256:
+        raise ModelValidationError(f"{path}: manifest.json has no weights_sha256")
+    return Bundle(path=path, manifest=manifest, networks=networks)

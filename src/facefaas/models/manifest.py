@@ -1,0 +1,75 @@
+"""`ModelManifest`: what a model bundle says about itself (``manifest.json``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from facefaas.errors import ModelValidationError
+from facefaas.params import DetectionParams
+
+__all__ = ["BUNDLE_FORMAT", "INPUT_CONVENTION", "ModelManifest"]
+
+BUNDLE_FORMAT = "facefaas-mtcnn-onnx"
+BUNDLE_VERSION = 1
+INPUT_CONVENTION: dict[str, Any] = {
+    "layout": "NCHW",
+    "channels": "RGB",
+    "mean": 127.5,
+    "scale": 1 / 128,
+    "description": "float32 (pixel - 127.5) / 128, RGB, images in normal orientation",
+}
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    """Metadata of an MTCNN bundle.
+
+    ``weights_sha256`` is :meth:`MtcnnWeights.digest` of the networks: the model's identity.
+    ``parameters`` are the recommended :class:`DetectionParams`.
+    """
+
+    name: str
+    weights_sha256: str
+    description: str = ""
+    license: str = ""
+    source_format: str = ""
+    parameters: DetectionParams = field(default_factory=DetectionParams)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["parameters"] = self.parameters.to_dict()
+        data = {
+            "format": BUNDLE_FORMAT,
+            "format_version": BUNDLE_VERSION,
+            **data,
+            "input": INPUT_CONVENTION,
+        }
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelManifest:
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ModelValidationError(f"manifest.json is not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+            raise ModelValidationError(f"manifest.json: 'format' must be {BUNDLE_FORMAT!r}")
+        if data.get("format_version") != BUNDLE_VERSION:
+            raise ModelValidationError(
+                f"manifest.json: format_version {data.get('format_version')!r} is not supported"
+            )
+        try:
+            return cls(
+                name=str(data["name"]),
+                weights_sha256=str(data.get("weights_sha256", "")),
+                description=str(data.get("description", "")),
+                license=str(data.get("license", "")),
+                source_format=str(data.get("source_format", "")),
+                parameters=DetectionParams.from_mapping(data.get("parameters") or {}),
+                extra=dict(data.get("extra") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelValidationError(f"manifest.json: {exc}") from None
