@@ -1,0 +1,140 @@
+// Thin client for the facefaas HTTP API. Every non-2xx answer becomes an ApiError carrying the
+// RFC 9457 problem document (application/problem+json) when the server sent one.
+
+/** An HTTP error with the server's problem details. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status, or 0 when the server could not be reached.
+   * @param {{type?: string, title?: string, detail?: string}} problem
+   * @param {number|null} retryAfter seconds from the Retry-After header, if any.
+   */
+  constructor(status, problem, retryAfter = null) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.name = "ApiError";
+    this.status = status;
+    this.problem = problem;
+    this.retryAfter = retryAfter;
+  }
+}
+
+function parseRetryAfter(value) {
+  if (!value) return null;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, Math.ceil(seconds));
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+async function readProblem(response) {
+  const type = response.headers.get("content-type") || "";
+  try {
+    if (type.includes("json")) {
+      const body = await response.json();
+      if (body && typeof body === "object") {
+        // FastAPI's own validation errors come as {"detail": [...]}: flatten them.
+        if (Array.isArray(body.detail)) {
+          body.detail = body.detail.map((d) => d.msg || JSON.stringify(d)).join("; ");
+        }
+        return body;
+      }
+    }
+    const text = (await response.text()).trim();
+    return { title: response.statusText, detail: text.slice(0, 300) };
+  } catch {
+    return { title: response.statusText };
+  }
+}
+
+/**
+ * fetch() that throws ApiError on network failure or a non-2xx status.
+ * @returns {Promise<Response>}
+ */
+export async function request(url, options = {}) {
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, { title: "Network error", detail: String(error.message || error) });
+  }
+  if (!response.ok) {
+    const problem = await readProblem(response);
+    throw new ApiError(response.status, problem,
+                       parseRetryAfter(response.headers.get("retry-after")));
+  }
+  return response;
+}
+
+/** Query string of the detection parameters. */
+export function paramsQuery(params) {
+  const query = new URLSearchParams();
+  query.set("min_size", String(params.minSize));
+  query.set("thresholds", params.thresholds.join(","));
+  query.set("factor", String(params.factor));
+  return query.toString();
+}
+
+function keyHeaders(key) {
+  return key ? { "X-API-Key": key } : {};
+}
+
+function runUrl(modelId, operation, params) {
+  return `/api/run/${encodeURIComponent(modelId)}/${operation}?${paramsQuery(params)}`;
+}
+
+/**
+ * Detect faces; the JSON is the library's Faces.to_dict() plus model_id, params and timings.
+ * @param {Blob} image raw image bytes, sent as application/octet-stream.
+ */
+export async function detect(modelId, image, params, { key, signal } = {}) {
+  const response = await request(runUrl(modelId, "detect", params), {
+    method: "POST",
+    headers: { "Content-Type": "application/octet-stream", ...keyHeaders(key) },
+    body: image,
+    signal,
+  });
+  return response.json();
+}
+
+/**
+ * Render faces server-side: operation is "annotate", "blur" or "pixelate".
+ * @returns {Promise<Blob>} the encoded image.
+ */
+export async function render(modelId, operation, image, params, { key, signal } = {}) {
+  const response = await request(runUrl(modelId, operation, params), {
+    method: "POST",
+    headers: { "Content-Type": "application/octet-stream", ...keyHeaders(key) },
+    body: image,
+    signal,
+  });
+  return response.blob();
+}
+
+/** @returns {Promise<object[]>} the registered models. */
+export async function listModels() {
+  const response = await request("/api/models", { headers: { Accept: "application/json" } });
+  const body = await response.json();
+  return Array.isArray(body) ? body : body.models || [];
+}
+
+/**
+ * Upload a model file as multipart (file, name, description).
+ * @returns {Promise<object>} {model_id, sha256, admin_key, usage_key?, ...}
+ */
+export async function uploadModel(file, { name, description, isPrivate }) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  if (name) form.append("name", name);
+  if (description) form.append("description", description);
+  if (isPrivate) form.append("private", "true");
+  const response = await request("/api/models", { method: "POST", body: form });
+  return response.json();
+}
+
+/** Delete a model with its admin key. */
+export async function deleteModel(modelId, adminKey) {
+  await request(`/api/models/${encodeURIComponent(modelId)}`, {
+    method: "DELETE",
+    headers: keyHeaders(adminKey),
+  });
+}

@@ -1,0 +1,44 @@
+// Entry point of the facefaas page: tabs, then the Detect and Models tabs.
+
+import { setupDetect } from "./detect.js";
+import { setupModels } from "./models.js";
+
+/** ARIA tabs: click or arrow keys switch; the URL hash (#detect, #models) selects on load. */
+function setupTabs(onSelect) {
+  const tabs = [...document.querySelectorAll("[role=tab]")];
+
+  function select(tab, { focus = false, updateHash = true } = {}) {
+    for (const other of tabs) {
+      const selected = other === tab;
+      other.setAttribute("aria-selected", String(selected));
+      other.tabIndex = selected ? 0 : -1;
+      document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
+    }
+    if (focus) tab.focus();
+    if (updateHash && window.location.hash !== tab.dataset.hash) {
+      window.history.replaceState(null, "", tab.dataset.hash);
+    }
+    onSelect(tab.dataset.hash);
+  }
+
+  tabs.forEach((tab, index) => {
+    tab.addEventListener("click", () => select(tab));
+    tab.addEventListener("keydown", (event) => {
+      const moves = { ArrowRight: 1, ArrowLeft: -1, Home: -index, End: tabs.length - 1 - index };
+      if (!(event.key in moves)) return;
+      event.preventDefault();
+      select(tabs[(index + moves[event.key] + tabs.length) % tabs.length], { focus: true });
+    });
+  });
+  const fromHash = () => tabs.find((t) => t.dataset.hash === window.location.hash) || tabs[0];
+  window.addEventListener("hashchange", () => select(fromHash(), { updateHash: false }));
+  select(fromHash(), { updateHash: false });
+}
+
+const detect = setupDetect();
+const models = setupModels((list) => detect.refreshModels(list));
+setupTabs((hash) => {
+  if (hash === "#models") models.refresh();
+});
+detect.refreshModels();
+document.documentElement.dataset.ready = "true";

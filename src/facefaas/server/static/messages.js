@@ -1,0 +1,63 @@
+// Human-readable messages for API errors, one per HTTP status, completed by the problem's detail.
+
+const HEADLINES = {
+  0: "Could not reach the server. Check that it is running and try again.",
+  400: "The server could not use this input.",
+  401: "A key is needed for this.",
+  403: "This key may not do that.",
+  404: "Not found.",
+  409: "Conflict with the current state.",
+  413: "Too large for this server.",
+  415: "Unsupported file type.",
+  422: "Invalid value.",
+  429: "Too many requests.",
+  500: "The server failed while handling this request.",
+  503: "The server is busy.",
+};
+
+// What the user can do about it, per status and per context ("detect", "upload", "delete").
+const ADVICE = {
+  detect: {
+    400: "Choose a JPEG, PNG, GIF, WebP or BMP image.",
+    401: "This model is private: enter its usage key.",
+    403: "Enter the model's usage key (or its admin key).",
+    404: "The model may have been deleted; the model list was refreshed.",
+    413: "Try a smaller image.",
+    415: "Choose a JPEG, PNG, GIF, WebP or BMP image.",
+    422: "Check the parameters.",
+  },
+  upload: {
+    400: "Check the file: it could not be read.",
+    409: "This model is already registered.",
+    413: "The model file is over the server's size limit.",
+    415: "This file type is not a model format the server imports.",
+    422: "The file is not an MTCNN model the server can run.",
+  },
+  delete: {
+    401: "Enter the model's admin key.",
+    403: "The admin key is wrong, or this model cannot be deleted.",
+    404: "It was already deleted; the list was refreshed.",
+  },
+};
+
+/**
+ * One sentence or two describing an ApiError for a person.
+ * @param {import("./api.js").ApiError} error
+ * @param {"detect"|"upload"|"delete"|"list"} context
+ */
+export function describeError(error, context) {
+  const status = typeof error.status === "number" ? error.status : -1;
+  if (status < 0) return `Unexpected error: ${error.message || error}`;
+  const headline = HEADLINES[status] || (status >= 500 ? HEADLINES[500] : `Error ${status}.`);
+  const parts = [headline];
+  const detail = error.problem && error.problem.detail;
+  if (detail && status !== 0) parts.push(String(detail).trim().replace(/([^.!?])$/, "$1."));
+  const advice = (ADVICE[context] || {})[status];
+  if (advice) parts.push(advice);
+  if ((status === 429 || status === 503) && error.retryAfter !== null) {
+    parts.push(`Try again in ${error.retryAfter} s.`);
+  } else if (status === 429 || status === 503) {
+    parts.push("Try again in a moment.");
+  }
+  return status ? `${parts.join(" ")} (HTTP ${status})` : parts.join(" ");
+}

@@ -1,0 +1,192 @@
+// The Models tab: upload a model (its keys are shown once), list models, delete one.
+
+import * as api from "./api.js";
+import { describeError } from "./messages.js";
+import { byId, formatDate, setStatus } from "./ui.js";
+
+/**
+ * Wire the Models tab.
+ * @param {(models: object[]) => void} onModels called with every freshly loaded model list.
+ */
+export function setupModels(onModels) {
+  const uploadForm = byId("upload-form");
+  const uploadStatus = byId("upload-status");
+  const listStatus = byId("models-status");
+  const dialog = byId("delete-dialog");
+  let deleting = null; // id of the model the dialog is about
+
+  async function refresh() {
+    setStatus(listStatus, "Loading models…", "busy");
+    try {
+      const models = await api.listModels();
+      renderTable(models);
+      setStatus(listStatus, models.length ? "" : "No models.", "");
+      onModels(models);
+    } catch (error) {
+      setStatus(listStatus, describeError(error, "list"), "error");
+    }
+  }
+
+  function renderTable(models) {
+    const rows = models.map((model) => {
+      const row = document.createElement("tr");
+      row.dataset.modelId = model.model_id;
+      const id = document.createElement("code");
+      id.textContent = model.model_id;
+      const cells = [
+        id,
+        model.name || "",
+        model.description || "",
+        formatDate(model.created_at ?? model.created),
+        describeUsage(model),
+      ];
+      for (const content of cells) {
+        const cell = document.createElement("td");
+        cell.append(content);
+        row.append(cell);
+      }
+      const actions = document.createElement("td");
+      if (!model.builtin) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "danger small";
+        button.textContent = "Delete";
+        button.setAttribute("aria-label", `Delete model ${model.model_id}`);
+        button.addEventListener("click", () => openDelete(model.model_id));
+        actions.append(button);
+      } else {
+        actions.textContent = "built-in";
+        actions.className = "hint";
+      }
+      row.append(actions);
+      return row;
+    });
+    byId("models-body").replaceChildren(...rows);
+  }
+
+  // Upload ----------------------------------------------------------------------------------
+  uploadForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = byId("model-file").files[0];
+    if (!file) {
+      setStatus(uploadStatus, "Choose a model file first.", "error");
+      byId("model-file").focus();
+      return;
+    }
+    const button = byId("upload-button");
+    button.disabled = true;
+    setStatus(uploadStatus, `Uploading ${file.name}…`, "busy");
+    try {
+      const created = await api.uploadModel(file, {
+        name: byId("model-name").value.trim(),
+        description: byId("model-description").value.trim(),
+        isPrivate: byId("model-private").checked,
+      });
+      showKeys(created);
+      setStatus(uploadStatus, `Model ${created.model_id} uploaded.`, "ok");
+      uploadForm.reset();
+      await refresh();
+    } catch (error) {
+      setStatus(uploadStatus, describeError(error, "upload"), "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  function showKeys(created) {
+    byId("new-model-id").textContent = created.model_id;
+    byId("new-model-sha").textContent = created.sha256 || "—";
+    byId("new-admin-key").textContent = created.admin_key || "—";
+    const usage = created.usage_key || "";
+    byId("new-usage-key").textContent = usage;
+    byId("new-usage-key-label").hidden = !usage;
+    byId("new-usage-key-row").hidden = !usage;
+    const warnings = Array.isArray(created.warnings) ? created.warnings : [];
+    byId("upload-warnings").replaceChildren(...warnings.map((text) => {
+      const item = document.createElement("li");
+      item.textContent = text;
+      return item;
+    }));
+    const box = byId("upload-result");
+    box.hidden = false;
+    box.focus();
+  }
+
+  byId("dismiss-keys").addEventListener("click", () => {
+    // The keys leave the page for good: they are not kept anywhere else.
+    for (const id of ["new-model-id", "new-model-sha", "new-admin-key", "new-usage-key"]) {
+      byId(id).textContent = "";
+    }
+    byId("upload-result").hidden = true;
+    byId("upload-button").focus();
+  });
+
+  for (const button of document.querySelectorAll("button.copy[data-copy]")) {
+    button.addEventListener("click", async () => {
+      const text = byId(button.dataset.copy).textContent;
+      try {
+        await navigator.clipboard.writeText(text);
+        button.textContent = "Copied";
+      } catch {
+        // Clipboard access needs a secure context or a permission: select the text instead.
+        const range = document.createRange();
+        range.selectNodeContents(byId(button.dataset.copy));
+        const selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        button.textContent = "Selected: press Ctrl+C";
+      }
+      setTimeout(() => { button.textContent = "Copy"; }, 2500);
+    });
+  }
+
+  // Delete ----------------------------------------------------------------------------------
+  function openDelete(modelId) {
+    deleting = modelId;
+    byId("delete-model-id").textContent = modelId;
+    byId("admin-key").value = "";
+    setStatus(byId("delete-status"), "", "");
+    dialog.showModal();
+    byId("admin-key").focus();
+  }
+
+  byId("delete-cancel").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => { byId("admin-key").value = ""; });
+  byId("delete-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const key = byId("admin-key").value.trim();
+    const dialogStatus = byId("delete-status");
+    if (!key) {
+      setStatus(dialogStatus, "Enter the model's admin key.", "error");
+      return;
+    }
+    const button = byId("delete-confirm");
+    button.disabled = true;
+    setStatus(dialogStatus, "Deleting…", "busy");
+    try {
+      await api.deleteModel(deleting, key);
+      dialog.close();
+      await refresh();
+      setStatus(listStatus, `Model ${deleting} deleted.`, "ok");
+    } catch (error) {
+      setStatus(dialogStatus, describeError(error, "delete"), "error");
+      if (error.status === 404) await refresh();
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  byId("refresh-models").addEventListener("click", refresh);
+  return { refresh };
+}
+
+function describeUsage(model) {
+  const usage = model.usage ?? model.usage_count ?? model.runs;
+  if (usage === null || usage === undefined) return "—";
+  if (typeof usage === "number") return usage === 1 ? "1 run" : `${usage} runs`;
+  if (typeof usage === "object") {
+    const count = usage.count ?? usage.runs ?? usage.invocations;
+    return typeof count === "number" ? `${count} runs` : JSON.stringify(usage);
+  }
+  return String(usage);
+}
