@@ -48,6 +48,8 @@ _LAYERS: dict[str, dict[str, str]] = {
 }  # fmt: skip
 
 _DENSE_HEADS = {"fc5_1", "fc5_2", "fc6_1", "fc6_2", "fc6_3"}
+_BOX_HEADS = {"conv4_2", "fc5_2", "fc6_2"}
+_LANDMARK_HEADS = {"fc6_3"}
 
 
 def looks_like_tf_graph(data: bytes) -> bool:
@@ -108,9 +110,9 @@ def _network(consts: dict[str, Any], net: str) -> Params:
         weight = kernel.transpose(3, 2, 0, 1)  # OIHW
         if canonical == "conv1":
             weight = weight[:, ::-1]  # the graph takes BGR; canonical is RGB
-        if weight.shape[0] == 4:
+        if canonical in _BOX_HEADS:
             weight, bias = weight[_YX_TO_XY_BOX], bias[_YX_TO_XY_BOX]
-        elif weight.shape[0] == 10:
+        elif canonical in _LANDMARK_HEADS:
             weight, bias = weight[_YX_TO_XY_LANDMARKS], bias[_YX_TO_XY_LANDMARKS]
         if canonical in _DENSE_HEADS:
             weight = weight.reshape(weight.shape[0], -1)

@@ -1,0 +1,121 @@
+"""`Detector`: MTCNN on ONNX Runtime, and the module-level :func:`detect`."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facefaas.errors import ModelNotFoundError, ParameterError
+from facefaas.faces import Faces
+from facefaas.models.builtin import DEFAULT_MODEL, builtin_path
+from facefaas.models.bundle import Bundle, read_bundle
+from facefaas.models.manifest import ModelManifest
+from facefaas.models.onnx_build import build_networks
+from facefaas.models.weights import MtcnnWeights
+from facefaas.mtcnn.pipeline import normalize, run_cascade
+from facefaas.params import DetectionParams
+
+__all__ = ["Detector", "ModelRef", "detect"]
+
+ModelRef = str | os.PathLike[str] | Bundle | MtcnnWeights
+
+
+def _load_model(model: ModelRef) -> tuple[dict[str, bytes], ModelManifest]:
+    if isinstance(model, MtcnnWeights):
+        nets = {net: m.SerializeToString() for net, m in build_networks(model).items()}
+        return nets, ModelManifest(name="in-memory", weights_sha256=model.digest())
+    if isinstance(model, Bundle):
+        return model.networks, model.manifest
+    if isinstance(model, str) and (path := builtin_path(model)) is not None:
+        bundle = read_bundle(path)
+        return bundle.networks, bundle.manifest
+    path = Path(model)
+    if not path.exists():
+        raise ModelNotFoundError(f"no built-in model or bundle folder named {str(model)!r}")
+    bundle = read_bundle(path)
+    return bundle.networks, bundle.manifest
+
+
+class Detector:
+    """Face detector: an MTCNN model on ONNX Runtime.
+
+    Args:
+        model: ``"mtcnn"`` (built in, the seed's model), a bundle folder, a
+            :class:`~facefaas.models.bundle.Bundle` or in-memory :class:`MtcnnWeights`.
+        min_size, thresholds, factor: default :class:`DetectionParams` of this detector (each
+            call may override them).
+        providers: ``"cpu"`` (default), ``"cuda"``, ``"auto"`` or ORT provider names.
+        threads: intra-op threads of each ONNX Runtime session (default: all cores).
+
+    One detector may be used from many threads at once; results equal single-threaded ones.
+    """
+
+    def __init__(
+        self,
+        model: ModelRef = DEFAULT_MODEL,
+        *,
+        min_size: float = 20.0,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+        providers: str | Sequence[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        from facefaas.runtime.sessions import OnnxNetworks
+
+        self.params = DetectionParams(min_size, tuple(thresholds), factor)  # type: ignore[arg-type]
+        networks, self.manifest = _load_model(model)
+        self._nets = OnnxNetworks(networks, providers=providers, threads=threads)
+
+    @property
+    def provider(self) -> str:
+        """The ONNX Runtime execution provider in use, e.g. ``"CPUExecutionProvider"``."""
+        return self._nets.provider
+
+    def resolve_params(self, overrides: dict[str, Any]) -> DetectionParams:
+        """This detector's parameters with per-call overrides applied and validated."""
+        return DetectionParams.from_mapping(overrides, base=self.params) if overrides else self.params
+
+    def __call__(self, image: Any, **params: Any) -> Faces:
+        """Detect faces in one image (any source :func:`facefaas.decode.load_image` takes)."""
+        return self.detect(image, **params)
+
+    def detect(self, image: Any, **params: Any) -> Faces:
+        """Same as calling the detector."""
+        from facefaas.decode import load_image
+
+        resolved = self.resolve_params(params)
+        decoded = load_image(image)
+        return self._detect_pixels(decoded.pixels, resolved)
+
+    def detect_batch(self, images: Sequence[Any], **params: Any) -> list[Faces]:
+        """Detect faces in several images (sizes may differ); equal to one call per image."""
+        if isinstance(images, str | bytes | np.ndarray):
+            raise ParameterError("detect_batch takes a sequence of images")
+        from facefaas.decode import load_image
+
+        resolved = self.resolve_params(params)
+        return [self._detect_pixels(load_image(image).pixels, resolved) for image in images]
+
+    def _detect_pixels(self, rgb: np.ndarray, params: DetectionParams) -> Faces:
+        height, width = rgb.shape[:2]
+        found = run_cascade(normalize(rgb), self._nets, params)
+        return Faces(found.boxes, found.scores, found.landmarks, width=width, height=height)
+
+
+_default: Detector | None = None
+_default_lock = threading.Lock()
+
+
+def detect(image: Any, **params: Any) -> Faces:
+    """Detect faces with a shared default :class:`Detector` (built-in model, CPU)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Detector()
+    return _default.detect(image, **params)

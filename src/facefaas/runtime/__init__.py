@@ -1,0 +1,1 @@
+"""ONNX Runtime: choosing execution providers and running the three networks."""
