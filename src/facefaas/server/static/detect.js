@@ -29,11 +29,11 @@ function describeTimings(timings, roundTripMs) {
     const entries = Object.entries(timings).filter(([, v]) => typeof v === "number");
     const total = entries.find(([k]) => k === "total_ms" || k === "total");
     const steps = entries.filter(([k]) => k !== "total_ms" && k !== "total")
-      .map(([k, v]) => `${k.replace(/_ms$/, "")} ${v.toFixed(1)}`);
+      .map(([k, v]) => `${k.replace(/_ms$/, "")} ${v.toFixed(1)} ms`);
     if (total) parts.push(`server ${total[1].toFixed(1)} ms`);
-    if (steps.length) parts.push(`(${steps.join(", ")} ms)`);
+    if (steps.length) parts.push(`(${steps.join(", ")})`);
   }
-  parts.push(`round trip ${roundTripMs.toFixed(0)} ms`);
+  parts.push(`· round trip ${roundTripMs.toFixed(0)} ms`);
   return parts.join(" ");
 }
 
@@ -58,7 +58,8 @@ export function setupDetect() {
   const tooltip = attachTooltip(overlay, byId("tooltip"));
 
   const state = {
-    file: null, // the chosen image (Blob)
+    file: null, // the chosen image's bytes (Blob)
+    fileName: "image",
     sourceUrl: null, // object URL of the chosen image
     shownUrl: null, // object URL of a server-rendered image on display
     shownBlob: null, // that image's bytes (for download)
@@ -70,12 +71,22 @@ export function setupDetect() {
 
   const mode = () => form.elements.mode.value;
 
-  function setFile(file) {
+  async function setFile(file) {
     if (!file) return;
-    state.file = file;
+    // Keep the bytes in memory: every run sends them again, and the file on disk may change
+    // (Chromium also hides disk-backed request bodies' responses from its DevTools protocol).
+    let bytes;
+    try {
+      bytes = new Blob([await file.arrayBuffer()], { type: file.type });
+    } catch (error) {
+      setStatus(status, `Could not read ${file.name || "the file"}: ${error.message}`, "error");
+      return;
+    }
+    state.file = bytes;
+    state.fileName = file.name || "image";
     if (state.sourceUrl) URL.revokeObjectURL(state.sourceUrl);
-    state.sourceUrl = URL.createObjectURL(file);
-    byId("file-name").textContent = file.name ? `${file.name} (${formatBytes(file.size)})` : "";
+    state.sourceUrl = URL.createObjectURL(bytes);
+    byId("file-name").textContent = `${state.fileName} (${formatBytes(bytes.size)})`;
     byId("detect-button").disabled = false;
     run();
   }
@@ -254,8 +265,7 @@ export function setupDetect() {
   });
 
   function baseName() {
-    const name = (state.file && state.file.name) || "image";
-    return name.replace(/\.[^.]+$/, "") || "image";
+    return state.fileName.replace(/\.[^.]+$/, "") || "image";
   }
 
   // Models ----------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ function svg(tag, attributes) {
   return element;
 }
 
-/** Score as a percentage with one decimal, e.g. 0.99871 -> "99.9%". */
+/** A face probability with four decimals, e.g. 0.999892 -> "0.9999". */
 export function formatScore(score) {
-  return `${(Number(score) * 100).toFixed(1)}%`;
+  return Number(score).toFixed(4);
 }
 
 /**
