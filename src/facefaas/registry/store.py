@@ -1,0 +1,77 @@
+"""`ModelStore`: model bundles on disk, content-addressed by their weights digest.
+
+Layout: ``<root>/<sha256>/{pnet,rnet,onet}.onnx, manifest.json`` where ``sha256`` is
+:meth:`~facefaas.models.weights.MtcnnWeights.digest`. Folders are written atomically by
+:func:`~facefaas.models.bundle.write_bundle` (a hidden temporary sibling renamed into place), so a
+folder either is complete or is not there; hidden leftovers of a killed write are removed by
+:meth:`ModelStore.clean`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from facefaas.errors import ModelNotFoundError
+from facefaas.models.bundle import MANIFEST_FILE, write_bundle
+from facefaas.models.manifest import ModelManifest
+from facefaas.models.weights import MtcnnWeights
+
+__all__ = ["ModelStore"]
+
+log = logging.getLogger(__name__)
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ModelStore:
+    """Bundle folders under ``root``, one per distinct set of weights."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        """The folder of a digest. Only 64 lowercase hex characters are accepted (containment)."""
+        if not _DIGEST.match(sha256):
+            raise ModelNotFoundError(f"not a weights digest: {sha256[:80]!r}")
+        return self.root / sha256
+
+    def has(self, sha256: str) -> bool:
+        return (self.path(sha256) / MANIFEST_FILE).is_file()
+
+    def put(self, weights: MtcnnWeights, manifest: ModelManifest) -> str:
+        """Store ``weights`` (if not stored yet) and return their digest."""
+        sha256 = weights.digest()
+        if not self.has(sha256):
+            write_bundle(self.path(sha256), weights, replace(manifest, weights_sha256=sha256))
+        return sha256
+
+    def remove(self, sha256: str) -> None:
+        shutil.rmtree(self.path(sha256), ignore_errors=True)
+
+    def digests(self) -> set[str]:
+        """Digests of the complete bundle folders in the store."""
+        return {p.name for p in self.root.iterdir() if _DIGEST.match(p.name) and self.has(p.name)}
+
+    def clean(self, keep: set[str]) -> list[str]:
+        """Remove every entry that is not a complete folder named in ``keep``; return their names.
+
+        Call it only while no upload is in progress (at startup): a write in progress is a hidden
+        temporary folder, which this removes.
+        """
+        removed = []
+        for entry in sorted(self.root.iterdir()):
+            if entry.name in keep and self.has(entry.name):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry.name)
+        if removed:
+            log.warning("model store: removed %d orphaned entries: %s", len(removed), removed)
+        return removed

@@ -1,0 +1,127 @@
+"""`Settings`: the one configuration object of the service, read once and passed explicitly.
+
+Values come, highest priority first, from keyword arguments (the ``facefaas serve`` flags), then
+environment variables prefixed ``FACEFAAS_`` (``FACEFAAS_PORT=9000``), then the defaults below.
+This module is the only place in facefaas that reads the environment.
+
+List settings (``cors_origins``, ``providers``) accept a comma-separated string in the environment
+(``FACEFAAS_CORS_ORIGINS=https://a.example,https://b.example``) or a JSON list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["ENV_PREFIX", "Settings", "default_data_dir"]
+
+ENV_PREFIX = "FACEFAAS_"
+
+MiB = 1024 * 1024
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/facefaas``, or ``~/.local/share/facefaas`` when that is not set."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "facefaas"
+
+
+def _default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told. Sizes are bytes, times seconds.
+
+    ``rate_limit`` uses the ``limits`` notation (``"600/minute"``, ``"10/second;1000/hour"``);
+    an empty string turns rate limiting off. ``database_url`` is a SQLAlchemy URL; when unset the
+    registry is SQLite (WAL) at ``data_dir / "registry.sqlite3"``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+
+    max_body_bytes: int = Field(32 * MiB, ge=1024, description="largest request body for images")
+    max_pixels: int = Field(50_000_000, ge=64, description="largest decoded image, width*height")
+    max_model_bytes: int = Field(64 * MiB, ge=1024, description="largest model upload")
+    max_batch_items: int = Field(32, ge=1, le=1000)
+
+    inference_threads: int = Field(default_factory=_default_threads, ge=1, le=256)
+    queue_size: int = Field(8, ge=0, le=10_000, description="requests waiting beyond the threads")
+    retry_after: int = Field(1, ge=1, le=3600, description="Retry-After sent with a 503")
+    model_cache_size: int = Field(8, ge=1, le=1000, description="detectors kept loaded")
+    providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    rate_limit: str = Field("600/minute", description="per client or key; '' turns it off")
+    upload_token: SecretStr | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("cors_origins", "providers", mode="before")
+    @classmethod
+    def _lists_from_text(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        text = value.strip()
+        if text:
+            from limits import parse_many
+
+            try:
+                parse_many(text)
+            except ValueError as exc:
+                raise ValueError(f"rate_limit {value!r}: {exc}") from None
+        return text
+
+    @property
+    def url(self) -> str:
+        """The base URL the service answers at (``0.0.0.0`` shown as ``127.0.0.1``)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def resolved_database_url(self) -> str:
+        """``database_url``, or the SQLite file in ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'registry.sqlite3').resolve()}"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``FACEFAAS_*`` variables, for worker processes started by uvicorn."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                text = value.get_secret_value()
+            elif isinstance(value, list):
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            env[f"{ENV_PREFIX}{name.upper()}"] = text
+        return env
