@@ -226,6 +226,13 @@ def test_transparent_png_pixels_are_composited_onto_white() -> None:
     np.testing.assert_allclose(decoded.pixels, expected, atol=1)
 
 
+def test_rgb_png_colour_key_becomes_white() -> None:
+    decoded = load_image(encode(rgb_image(), "PNG", transparency=BACKGROUND))
+    expected = pattern()
+    expected[(expected == BACKGROUND).all(axis=2)] = 255
+    np.testing.assert_array_equal(decoded.pixels, expected)
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "GIF"])
 def test_transparent_palette_entry_becomes_white(fmt: str) -> None:
     im = palette_image()
@@ -303,6 +310,8 @@ def test_pil_image_source_is_oriented_without_being_modified() -> None:
 
 
 class Unseekable(io.RawIOBase):
+    """A socket-like stream: no seek, and short reads of at most 100 bytes when sized."""
+
     def __init__(self, data: bytes) -> None:
         self._inner = io.BytesIO(data)
 
@@ -310,7 +319,9 @@ class Unseekable(io.RawIOBase):
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        return self._inner.read(-1 if size is None else size)
+        if size is None or size < 0:
+            return self._inner.read()
+        return self._inner.read(min(size, 100))
 
 
 def test_every_source_kind_gives_the_same_pixels(tmp_path: Path) -> None:
@@ -331,6 +342,13 @@ def test_every_source_kind_gives_the_same_pixels(tmp_path: Path) -> None:
     for source in sources:
         decoded = load_image(source)
         np.testing.assert_array_equal(decoded.pixels, pattern(), err_msg=type(source).__name__)
+
+
+def test_short_reads_of_a_stream_are_joined_under_a_byte_limit() -> None:
+    data = encode(rgb_image(), "BMP")
+    assert len(data) > 1000  # so the stream needs many 100-byte reads
+    decoded = load_image(Unseekable(data), max_bytes=len(data))
+    np.testing.assert_array_equal(decoded.pixels, pattern())
 
 
 def test_a_decoded_image_is_returned_unchanged() -> None:
@@ -380,8 +398,9 @@ def test_rgba_array_drops_opaque_alpha_and_whitens_transparency() -> None:
     np.testing.assert_array_equal(decoded.pixels[8:], pattern()[8:])
 
 
-def test_uint16_array_keeps_the_high_byte() -> None:
-    decoded = load_image(np.repeat(DEEP[:, :, None], 3, axis=2))
+@pytest.mark.parametrize("dtype", ["<u2", ">u2"])
+def test_uint16_array_keeps_the_high_byte(dtype: str) -> None:
+    decoded = load_image(np.repeat(DEEP[:, :, None], 3, axis=2).astype(dtype))
     np.testing.assert_array_equal(decoded.pixels[:, :, 0], DEEP_AS_8BIT)
 
 
@@ -574,6 +593,9 @@ def test_missing_path_is_refused_naming_it(tmp_path: Path) -> None:
         load_image(missing)
     with pytest.raises(InputError, match="cannot open"):
         load_image(tmp_path)  # a directory
+    with pytest.raises(InputError) as excinfo:
+        load_image("iVBORw0KGgo" * 1000)  # base64 passed as a path: not echoed whole
+    assert len(str(excinfo.value)) < 200
 
 
 @pytest.mark.parametrize(

@@ -182,8 +182,8 @@ def load_image(
     if isinstance(source, Image.Image):
         return _from_pil(source, max_pixels, owned=False)
     if isinstance(source, bytes | bytearray | memoryview):
-        data = source if isinstance(source, bytes) else bytes(source)
-        return _from_bytes(data, max_pixels, max_bytes)
+        _check_bytes(source.nbytes if isinstance(source, memoryview) else len(source), max_bytes)
+        return _from_bytes(bytes(source), max_pixels, max_bytes)
     if isinstance(source, str | os.PathLike):
         return _from_path(source, max_pixels, max_bytes)
     if callable(getattr(source, "read", None)):
@@ -229,16 +229,27 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
 
 
 def _read_file_object(fileobj: Any, max_bytes: int | None) -> bytes:
-    # Read one byte past the limit: enough to know it is exceeded without reading it all.
-    try:
-        data = fileobj.read() if max_bytes is None else fileobj.read(max_bytes + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read the image from the file object: {exc}") from exc
-    if isinstance(data, str):
-        raise ParameterError("the file object is in text mode; open it in binary mode ('rb')")
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ParameterError(f"the file object's read() returned {type(data).__name__}, not bytes")
-    return bytes(data)
+    """Read to the end, or to one byte past ``max_bytes``: enough to know it is exceeded."""
+    limit = None if max_bytes is None else max_bytes + 1
+    chunks: list[bytes] = []
+    total = 0
+    while limit is None or total < limit:
+        try:
+            # raw streams may return short reads, so read(n) is repeated until EOF
+            data = fileobj.read() if limit is None else fileobj.read(limit - total)
+        except OSError as exc:
+            raise InputError(f"cannot read the image from the file object: {exc}") from exc
+        if isinstance(data, str):
+            raise ParameterError("the file object is in text mode; open it in binary mode ('rb')")
+        if data is not None and not isinstance(data, bytes | bytearray | memoryview):
+            raise ParameterError(f"the file object's read() gave {type(data).__name__}, not bytes")
+        if not data:
+            break
+        chunks.append(bytes(data))
+        total += len(chunks[-1])
+        if limit is None:
+            break
+    return b"".join(chunks)
 
 
 def _from_bytes(data: bytes, max_pixels: int, max_bytes: int | None) -> DecodedImage:
@@ -249,17 +260,20 @@ def _from_bytes(data: bytes, max_pixels: int, max_bytes: int | None) -> DecodedI
 def _from_path(
     path: str | os.PathLike[str], max_pixels: int, max_bytes: int | None
 ) -> DecodedImage:
+    shown = os.fsdecode(path)
+    if len(shown) > 200:  # a long "path" may be image data passed as str: keep it out of logs
+        shown = shown[:100] + "..."
     try:
         file = open(path, "rb")  # noqa: SIM115 -- closed by the with below, after decoding
     except FileNotFoundError:
-        raise InputError(f"image file not found: {os.fsdecode(path)!r}") from None
+        raise InputError(f"image file not found: {shown!r}") from None
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot open image file {os.fsdecode(path)!r}: {exc}") from exc
+        raise InputError(f"cannot open image file {shown!r}: {type(exc).__name__}") from exc
     with file:
         try:
             size = os.fstat(file.fileno()).st_size
         except OSError as exc:
-            raise InputError(f"cannot read image file {os.fsdecode(path)!r}: {exc}") from exc
+            raise InputError(f"cannot read image file {shown!r}: {exc.strerror}") from exc
         _check_bytes(size, max_bytes)
         return _decode_stream(file, max_pixels)
 
@@ -343,12 +357,12 @@ def _orientation(im: Image.Image) -> int:
 
 def _to_rgb(im: Image.Image) -> npt.NDArray[np.uint8]:
     """``(H, W, 3)`` uint8 RGB pixels of a loaded image of any mode."""
-    if im.mode == "RGB":
-        return np.asarray(im)  # one copy, into a read-only bytes-backed array
     if im.mode in _DEEP_GRAY_MODES:
         return _gray_to_rgb(_deep_to_uint8(np.asarray(im)))
     if im.has_transparency_data:
         return _flatten_rgba(im.convert("LA") if im.mode == "La" else im)
+    if im.mode == "RGB":
+        return np.asarray(im)  # one copy, into a read-only bytes-backed array
     try:
         return np.asarray(im.convert("RGB"))
     except ValueError as exc:
@@ -398,16 +412,13 @@ def _from_array(array: npt.NDArray[Any], channels: Channels, max_pixels: int) ->
         )
     if shape[0] < 1 or shape[1] < 1:
         raise ParameterError(f"the image array is empty: shape {shape}")
-    if array.dtype == np.uint16:
-        samples = np.right_shift(array, 8).astype(np.uint8)
-    elif array.dtype == np.uint8:
-        samples = array
-    else:
+    if array.dtype.kind != "u" or array.dtype.itemsize not in (1, 2):
         raise ParameterError(
             f"an image array must be uint8 (or uint16), got {array.dtype}; convert it first, "
             "e.g. (a * 255).round().astype(np.uint8) for floats in 0..1"
         )
     _check_pixels(int(shape[1]), int(shape[0]), max_pixels)
+    samples = array if array.dtype.itemsize == 1 else np.right_shift(array, 8).astype(np.uint8)
     if samples.ndim == 2 or samples.shape[2] == 1:
         rgb = _gray_to_rgb(samples.reshape(shape[0], shape[1]))
     else:
