@@ -282,9 +282,10 @@ def _from_path(
 def _quiet_bomb_warnings() -> Iterator[None]:
     """Keep Pillow's DecompressionBombWarning from printing: our own limit decides.
 
-    Before Python 3.14 ``catch_warnings`` swaps a process-wide filter list, so two threads
-    racing here can leave this one "ignore" filter installed. That outcome is harmless (the
-    warning is never wanted), unlike changing ``Image.MAX_IMAGE_PIXELS``.
+    Before Python 3.14 ``catch_warnings`` swaps the process-wide filter list, so threads
+    decoding at once can leave this one "ignore" filter installed after they finish (harmless:
+    the warning is never wanted), or undo a filter another thread adds at that very moment.
+    We accept that rather than change ``Image.MAX_IMAGE_PIXELS`` or any other Pillow global.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -308,7 +309,10 @@ def _decode_stream(stream: IO[bytes], max_pixels: int) -> DecodedImage:
 
 
 def _from_pil(im: Image.Image, max_pixels: int, *, owned: bool) -> DecodedImage:
-    """Decode an opened (possibly lazy) PIL image; ``owned`` images may be changed in place."""
+    """Decode an opened (possibly lazy) PIL image; ``owned`` ones are closed early to save memory.
+
+    An image that is not ``owned`` (the caller's) is loaded but otherwise left as it was.
+    """
     fmt = im.format
     what = f"{fmt} image" if fmt else "image"
     try:
@@ -383,8 +387,6 @@ def _flatten_rgba(im: Image.Image) -> npt.NDArray[np.uint8]:
 def _deep_to_uint8(gray: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     """8-bit grayscale from 16-bit, 32-bit integer or float samples (rules in the module doc)."""
     high: npt.NDArray[np.uint8]
-    if gray.dtype == np.uint8:
-        return gray
     if gray.dtype.kind == "u" and gray.dtype.itemsize == 2:
         high = np.right_shift(gray, 8).astype(np.uint8)
         return high
