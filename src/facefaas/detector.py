@@ -65,16 +65,16 @@ class Detector:
         providers: str | Sequence[str] | None = None,
         threads: int | None = None,
     ) -> None:
-        from facefaas.runtime.sessions import OnnxNetworks
+        from facefaas.runtime.sessions import OnnxCascade
 
         self.params = DetectionParams(min_size, tuple(thresholds), factor)  # type: ignore[arg-type]
         networks, self.manifest = _load_model(model)
-        self._nets = OnnxNetworks(networks, providers=providers, threads=threads)
+        self._ops = OnnxCascade(networks, providers=providers, threads=threads)
 
     @property
     def provider(self) -> str:
         """The ONNX Runtime execution provider in use, e.g. ``"CPUExecutionProvider"``."""
-        return self._nets.provider
+        return self._ops.provider
 
     def resolve_params(self, overrides: dict[str, Any]) -> DetectionParams:
         """This detector's parameters with per-call overrides applied and validated."""
@@ -103,7 +103,7 @@ class Detector:
 
     def _detect_pixels(self, rgb: np.ndarray, params: DetectionParams) -> Faces:
         height, width = rgb.shape[:2]
-        found = run_cascade(normalize(rgb), self._nets, params)
+        found = run_cascade(normalize(rgb), self._ops, params)
         return Faces(found.boxes, found.scores, found.landmarks, width=width, height=height)
 
 

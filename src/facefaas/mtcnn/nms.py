@@ -1,7 +1,8 @@
 """Non-maximum suppression with TensorFlow's ``NonMaxSuppressionV2`` semantics.
 
 Candidates are visited by descending score, ties by ascending index; a candidate is dropped when
-its IoU with an already selected box is ``>= threshold``... see :func:`nms` for the exact rule.
+its IoU with an already selected box is strictly greater than the threshold (an IoU equal to it
+keeps the box, as in TensorFlow and ONNX Runtime).
 IoU is computed in float32 as TensorFlow does (corners may come in any order; empty boxes overlap
 nothing).
 """

@@ -1,7 +1,9 @@
 """The three stages of MTCNN over a :class:`Networks` implementation.
 
-The functions here are pure: they take a planar normalised image and return arrays. Running the
-networks is delegated to ``Networks`` (ONNX Runtime sessions in practice).
+The functions here are pure: they take a planar normalised image and return arrays. The heavy
+steps (networks, sampling, NMS) are delegated to a :class:`CascadeOps` implementation: ONNX Runtime
+sessions in practice (:mod:`facefaas.runtime.sessions`), or the NumPy reference
+(:mod:`facefaas.runtime.reference`) the fast path is tested against.
 """
 
 from __future__ import annotations
@@ -14,28 +16,43 @@ import numpy.typing as npt
 
 from facefaas.mtcnn import constants as C
 from facefaas.mtcnn.boxes import landmarks_in_box, pnet_candidates, regress, square
-from facefaas.mtcnn.nms import nms
-from facefaas.mtcnn.sampling import crop_and_resize, resize_bilinear
 from facefaas.params import DetectionParams
 
-__all__ = ["Detections", "Networks", "normalize", "onet_stage", "pnet_stage", "rnet_stage", "run_cascade"]
+__all__ = [
+    "CascadeOps",
+    "Detections",
+    "normalize",
+    "onet_stage",
+    "pnet_stage",
+    "pyramid_sizes",
+    "rnet_stage",
+    "run_cascade",
+]
 
 F32 = npt.NDArray[np.float32]
 
 
-class Networks(Protocol):
-    """What the pipeline needs from a model: the three networks as array functions."""
+class CascadeOps(Protocol):
+    """The heavy steps of the cascade, implemented by a runtime (ONNX Runtime in practice).
 
-    def pnet(self, image: F32) -> tuple[F32, F32]:
-        """``(1, 3, H, W)`` -> face probability ``(h, w)``, offsets ``(4, h, w)``."""
+    ``source`` is the whole normalised image, planar ``(1, 3, H, W)`` float32.
+    """
+
+    def pnet(self, source: F32, height: int, width: int) -> tuple[F32, F32]:
+        """P-Net on ``source`` resized (legacy bilinear) to ``height x width``:
+        face probability ``(h, w)`` and offsets ``(4, h, w)``."""
         ...
 
-    def rnet(self, crops: F32) -> tuple[F32, F32]:
-        """``(n, 3, 24, 24)`` -> face probability ``(n,)``, offsets ``(n, 4)``."""
+    def rnet(self, source: F32, boxes: F32) -> tuple[F32, F32]:
+        """R-Net on 24x24 CropAndResize crops of ``boxes``: probability ``(n,)``, offsets ``(n, 4)``."""
         ...
 
-    def onet(self, crops: F32) -> tuple[F32, F32, F32]:
-        """``(n, 3, 48, 48)`` -> probability ``(n,)``, offsets ``(n, 4)``, landmarks ``(n, 10)``."""
+    def onet(self, source: F32, boxes: F32) -> tuple[F32, F32, F32]:
+        """O-Net on 48x48 crops: probability ``(n,)``, offsets ``(n, 4)``, landmarks ``(n, 10)``."""
+        ...
+
+    def nms(self, boxes: F32, scores: F32, threshold: float, max_output: int) -> npt.NDArray[np.intp]:
+        """Indices kept by :func:`facefaas.mtcnn.nms.nms`'s rule, in selection order."""
         ...
 
 
@@ -53,9 +70,9 @@ class Detections:
 
 
 def normalize(rgb: npt.NDArray[np.uint8]) -> F32:
-    """``(H, W, 3)`` uint8 RGB -> planar ``(3, H, W)`` float32 ``(x - 127.5) / 128``."""
-    planar = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
-    planar -= C.PIXEL_MEAN
+    """``(H, W, 3)`` uint8 RGB -> planar ``(1, 3, H, W)`` float32 ``(x - 127.5) / 128``."""
+    planar = np.empty((1, 3, *rgb.shape[:2]), np.float32)
+    np.subtract(rgb.transpose(2, 0, 1), C.PIXEL_MEAN, out=planar[0], dtype=np.float32)
     planar /= C.PIXEL_SCALE
     return planar
 
@@ -69,15 +86,14 @@ def pyramid_sizes(height: int, width: int, params: DetectionParams) -> list[tupl
     return levels
 
 
-def pnet_stage(image: F32, nets: Networks, params: DetectionParams) -> tuple[F32, F32]:
+def pnet_stage(source: F32, ops: CascadeOps, params: DetectionParams) -> tuple[F32, F32]:
     """Candidate boxes (squared, in pixels) and their P-Net scores."""
-    _, height, width = image.shape
+    _, _, height, width = source.shape
     all_boxes, all_scores, all_offsets = [], [], []
     for scale, h, w in pyramid_sizes(height, width, params):
-        level = resize_bilinear(image, h, w)
-        prob, reg = nets.pnet(level[None])
+        prob, reg = ops.pnet(source, h, w)
         boxes, scores, offsets = pnet_candidates(prob, reg, scale, params.thresholds[0])
-        keep = nms(boxes, scores, C.NMS_PNET_SCALE, C.NMS_MAX_OUTPUT)
+        keep = ops.nms(boxes, scores, C.NMS_PNET_SCALE, C.NMS_MAX_OUTPUT)
         all_boxes.append(boxes[keep])
         all_scores.append(scores[keep])
         all_offsets.append(offsets[keep])
@@ -86,36 +102,36 @@ def pnet_stage(image: F32, nets: Networks, params: DetectionParams) -> tuple[F32
     boxes = np.concatenate(all_boxes)
     scores = np.concatenate(all_scores)
     offsets = np.concatenate(all_offsets)
-    keep = nms(boxes, scores, C.NMS_PNET_ALL, C.NMS_MAX_OUTPUT)
+    keep = ops.nms(boxes, scores, C.NMS_PNET_ALL, C.NMS_MAX_OUTPUT)
     return square(regress(boxes[keep], offsets[keep])), scores[keep]
 
 
-def rnet_stage(image: F32, boxes: F32, nets: Networks, params: DetectionParams) -> tuple[F32, F32]:
+def rnet_stage(source: F32, boxes: F32, ops: CascadeOps, params: DetectionParams) -> tuple[F32, F32]:
     """Refined, squared boxes and R-Net scores."""
     if len(boxes) == 0:
         return boxes, np.zeros(0, np.float32)
-    prob, offsets = nets.rnet(crop_and_resize(image, boxes, C.RNET_SIDE))
+    prob, offsets = ops.rnet(source, boxes)
     mask = prob > np.float32(params.thresholds[1])
     boxes, prob, offsets = boxes[mask], prob[mask], offsets[mask]
-    keep = nms(boxes, prob, C.NMS_RNET, C.NMS_MAX_OUTPUT)
+    keep = ops.nms(boxes, prob, C.NMS_RNET, C.NMS_MAX_OUTPUT)
     return square(regress(boxes[keep], offsets[keep])), prob[keep]
 
 
-def onet_stage(image: F32, boxes: F32, nets: Networks, params: DetectionParams) -> Detections:
+def onet_stage(source: F32, boxes: F32, ops: CascadeOps, params: DetectionParams) -> Detections:
     """Final boxes, scores and landmarks."""
     if len(boxes) == 0:
         return Detections.empty()
-    prob, offsets, marks = nets.onet(crop_and_resize(image, boxes, C.ONET_SIDE))
+    prob, offsets, marks = ops.onet(source, boxes)
     mask = prob > np.float32(params.thresholds[2])
     boxes, prob, offsets, marks = boxes[mask], prob[mask], offsets[mask], marks[mask]
     landmarks = landmarks_in_box(boxes, marks)
     boxes = regress(boxes, offsets)
-    keep = nms(boxes, prob, C.NMS_ONET, C.NMS_MAX_OUTPUT)
+    keep = ops.nms(boxes, prob, C.NMS_ONET, C.NMS_MAX_OUTPUT)
     return Detections(boxes[keep], prob[keep], landmarks[keep])
 
 
-def run_cascade(image: F32, nets: Networks, params: DetectionParams) -> Detections:
-    """The whole cascade on a planar normalised image ``(3, H, W)``."""
-    boxes, _ = pnet_stage(image, nets, params)
-    boxes, _ = rnet_stage(image, boxes, nets, params)
-    return onet_stage(image, boxes, nets, params)
+def run_cascade(source: F32, ops: CascadeOps, params: DetectionParams) -> Detections:
+    """The whole cascade on a normalised planar image ``(1, 3, H, W)``."""
+    boxes, _ = pnet_stage(source, ops, params)
+    boxes, _ = rnet_stage(source, boxes, ops, params)
+    return onet_stage(source, boxes, ops, params)

@@ -6,16 +6,18 @@
   pixels of the image; coordinates are mapped as TensorFlow maps normalised boxes:
   ``y1 / H * (H - 1)``.
 
-Both work on planar images ``(C, H, W)`` float32 and return planar results, the layout the ONNX
-networks take.
+Both work on planar images ``(C, H, W)`` float32. They are the reference the fast ONNX Runtime
+path (:mod:`facefaas.runtime.graphs`) is tested against, and the fallback where it cannot run.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["crop_and_resize", "resize_bilinear"]
+__all__ = ["CropGrid", "crop_and_resize", "crop_grid", "resize_bilinear"]
 
 F32 = npt.NDArray[np.float32]
 
@@ -46,6 +48,33 @@ def resize_bilinear(image: F32, height: int, width: int) -> F32:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+class CropGrid(NamedTuple):
+    """Where CropAndResize samples: ``(n, side)`` row and column coordinates (pixels) and
+    whether each lies inside the image (samples outside are 0)."""
+
+    rows: F32
+    cols: F32
+    rows_inside: npt.NDArray[np.bool_]
+    cols_inside: npt.NDArray[np.bool_]
+
+
+def crop_grid(boxes: F32, height: int, width: int, side: int) -> CropGrid:
+    """Sampling grid of ``boxes`` (``(n, 4)`` x1, y1, x2, y2 pixels) for ``side x side`` crops."""
+    b = np.asarray(boxes, np.float32)
+    hm1, wm1 = np.float32(height - 1), np.float32(width - 1)
+    # TensorFlow gets normalised boxes (box / [H, W, H, W] in float32) and maps them back.
+    y1 = b[:, 1] / np.float32(height)
+    x1 = b[:, 0] / np.float32(width)
+    y2 = b[:, 3] / np.float32(height)
+    x2 = b[:, 2] / np.float32(width)
+    steps = np.arange(side, dtype=np.float32)
+    h_scale = (y2 - y1) * hm1 / np.float32(side - 1)
+    w_scale = (x2 - x1) * wm1 / np.float32(side - 1)
+    rows = (y1 * hm1)[:, None] + steps[None, :] * h_scale[:, None]
+    cols = (x1 * wm1)[:, None] + steps[None, :] * w_scale[:, None]
+    return CropGrid(rows, cols, (rows >= 0) & (rows <= hm1), (cols >= 0) & (cols <= wm1))
+
+
 def crop_and_resize(image: F32, boxes: F32, side: int) -> F32:
     """Crop ``boxes`` (``(n, 4)`` x1, y1, x2, y2 pixels) from a planar image to ``(n, C, side, side)``.
 
@@ -53,45 +82,24 @@ def crop_and_resize(image: F32, boxes: F32, side: int) -> F32:
     pixels).
     """
     channels, in_h, in_w = image.shape
-    n = len(boxes)
-    if n == 0:
+    if len(boxes) == 0:
         return np.zeros((0, channels, side, side), np.float32)
-    b = boxes.astype(np.float32)
-    # TensorFlow gets normalised boxes (box / [H, W, H, W] in float32) and maps them back.
-    hm1, wm1 = np.float32(in_h - 1), np.float32(in_w - 1)
-    y1 = b[:, 1] / np.float32(in_h)
-    x1 = b[:, 0] / np.float32(in_w)
-    y2 = b[:, 3] / np.float32(in_h)
-    x2 = b[:, 2] / np.float32(in_w)
-    steps = np.arange(side, dtype=np.float32)
-    h_scale = (y2 - y1) * hm1 / np.float32(side - 1)
-    w_scale = (x2 - x1) * wm1 / np.float32(side - 1)
-    in_y = (y1 * hm1)[:, None] + steps[None, :] * h_scale[:, None]  # (n, side)
-    in_x = (x1 * wm1)[:, None] + steps[None, :] * w_scale[:, None]
-    valid_y = (in_y >= 0) & (in_y <= hm1)
-    valid_x = (in_x >= 0) & (in_x <= wm1)
-    # Clamp only to index safely; invalid samples are zeroed below.
-    cy = np.clip(in_y, 0, hm1)
-    cx = np.clip(in_x, 0, wm1)
-    top_i = np.floor(cy).astype(np.intp)
-    bot_i = np.ceil(cy).astype(np.intp)
-    left_i = np.floor(cx).astype(np.intp)
-    right_i = np.ceil(cx).astype(np.intp)
-    ly = (in_y - np.floor(in_y)).astype(np.float32)
-    lx = (in_x - np.floor(in_x)).astype(np.float32)
-    # Gather (n, C, side_y, side_x) corners.
-    ty = top_i[:, None, :, None]
-    by = bot_i[:, None, :, None]
-    lxi = left_i[:, None, None, :]
-    rxi = right_i[:, None, None, :]
+    grid = crop_grid(boxes, in_h, in_w, side)
+    cy = np.clip(grid.rows, 0, in_h - 1)
+    cx = np.clip(grid.cols, 0, in_w - 1)
+    top_i = np.floor(cy).astype(np.intp)[:, None, :, None]
+    bot_i = np.ceil(cy).astype(np.intp)[:, None, :, None]
+    left_i = np.floor(cx).astype(np.intp)[:, None, None, :]
+    right_i = np.ceil(cx).astype(np.intp)[:, None, None, :]
+    ly = (grid.rows - np.floor(grid.rows)).astype(np.float32)[:, None, :, None]
+    lx = (grid.cols - np.floor(grid.cols)).astype(np.float32)[:, None, None, :]
     ch = np.arange(channels)[None, :, None, None]
-    tl = image[ch, ty, lxi]
-    tr = image[ch, ty, rxi]
-    bl = image[ch, by, lxi]
-    br = image[ch, by, rxi]
-    wx = lx[:, None, None, :]
-    top = tl + (tr - tl) * wx
-    bottom = bl + (br - bl) * wx
-    out = top + (bottom - top) * ly[:, None, :, None]
-    mask = valid_y[:, None, :, None] & valid_x[:, None, None, :]
-    return np.where(mask, out, np.float32(0)).astype(np.float32)
+    tl = image[ch, top_i, left_i]
+    tr = image[ch, top_i, right_i]
+    bl = image[ch, bot_i, left_i]
+    br = image[ch, bot_i, right_i]
+    top = tl + (tr - tl) * lx
+    bottom = bl + (br - bl) * lx
+    out = top + (bottom - top) * ly
+    inside = grid.rows_inside[:, None, :, None] & grid.cols_inside[:, None, None, :]
+    return np.where(inside, out, np.float32(0)).astype(np.float32)

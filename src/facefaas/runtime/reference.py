@@ -1,0 +1,51 @@
+"""`ReferenceCascade`: the cascade's steps with NumPy sampling and NMS, networks on ORT.
+
+It follows TensorFlow's kernels operation by operation (see :mod:`facefaas.mtcnn.sampling`) and is
+slow; it is the oracle the fused graphs of :class:`~facefaas.runtime.sessions.OnnxCascade` are
+tested against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from facefaas.mtcnn.constants import ONET_SIDE, RNET_SIDE
+from facefaas.mtcnn.nms import nms
+from facefaas.mtcnn.sampling import crop_and_resize, resize_bilinear
+
+__all__ = ["ReferenceCascade"]
+
+F32 = npt.NDArray[np.float32]
+
+
+class ReferenceCascade:
+    """Implements :class:`facefaas.mtcnn.pipeline.CascadeOps` on pure networks (CPU)."""
+
+    def __init__(self, networks: Mapping[str, bytes]) -> None:
+        import onnxruntime as ort
+
+        self._sessions: dict[str, Any] = {
+            net: ort.InferenceSession(networks[net], providers=["CPUExecutionProvider"])
+            for net in ("pnet", "rnet", "onet")
+        }
+
+    def pnet(self, source: F32, height: int, width: int) -> tuple[F32, F32]:
+        level = resize_bilinear(source[0], height, width)
+        prob, reg = self._sessions["pnet"].run(None, {"image": level[None]})
+        return prob[0, 1], reg[0]
+
+    def rnet(self, source: F32, boxes: F32) -> tuple[F32, F32]:
+        prob, reg = self._sessions["rnet"].run(None, {"image": crop_and_resize(source[0], boxes, RNET_SIDE)})
+        return prob[:, 1], reg
+
+    def onet(self, source: F32, boxes: F32) -> tuple[F32, F32, F32]:
+        crops = crop_and_resize(source[0], boxes, ONET_SIDE)
+        prob, reg, landmarks = self._sessions["onet"].run(None, {"image": crops})
+        return prob[:, 1], reg, landmarks
+
+    def nms(self, boxes: F32, scores: F32, threshold: float, max_output: int) -> npt.NDArray[np.intp]:
+        return nms(boxes, scores, threshold, max_output)
