@@ -20,7 +20,10 @@ _OPT, _REP = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
 
 # message -> [(field, number, type, label, message type)]
 _MESSAGES: dict[str, list[tuple[str, int, int, int, str | None]]] = {
-    "TensorShapeDim": [("size", 1, _F.TYPE_INT64, _OPT, None), ("name", 2, _F.TYPE_STRING, _OPT, None)],
+    "TensorShapeDim": [
+        ("size", 1, _F.TYPE_INT64, _OPT, None),
+        ("name", 2, _F.TYPE_STRING, _OPT, None),
+    ],
     "TensorShape": [("dim", 2, _F.TYPE_MESSAGE, _REP, "TensorShapeDim")],
     "Tensor": [
         ("dtype", 1, _F.TYPE_INT32, _OPT, None),
