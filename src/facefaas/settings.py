@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["ENV_PREFIX", "Settings", "default_data_dir"]
@@ -55,26 +55,40 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
 
-    max_body_bytes: int = Field(32 * MiB, ge=1024, description="largest request body for images")
-    max_pixels: int = Field(50_000_000, ge=64, description="largest decoded image, width*height")
-    max_model_bytes: int = Field(64 * MiB, ge=1024, description="largest model upload")
-    max_batch_items: int = Field(32, ge=1, le=1000)
+    max_body_bytes: int = Field(
+        default=32 * MiB, ge=1024, description="largest request body for images"
+    )
+    max_pixels: int = Field(
+        default=50_000_000, ge=64, description="largest decoded image, width*height"
+    )
+    max_model_bytes: int = Field(default=64 * MiB, ge=1024, description="largest model upload")
+    max_batch_items: int = Field(default=32, ge=1, le=1000)
 
     inference_threads: int = Field(default_factory=_default_threads, ge=1, le=256)
-    queue_size: int = Field(8, ge=0, le=10_000, description="requests waiting beyond the threads")
-    retry_after: int = Field(1, ge=1, le=3600, description="Retry-After sent with a 503")
-    model_cache_size: int = Field(8, ge=1, le=1000, description="detectors kept loaded")
+    queue_size: int = Field(
+        default=8, ge=0, le=10_000, description="requests waiting beyond the threads"
+    )
+    retry_after: int = Field(default=1, ge=1, le=3600, description="Retry-After sent with a 503")
+    model_cache_size: int = Field(default=8, ge=1, le=1000, description="detectors kept loaded")
     providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    rate_limit: str = Field("600/minute", description="per client or key; '' turns it off")
+    rate_limit: str = Field(default="600/minute", description="per client or key; '' turns it off")
     upload_token: SecretStr | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+
+    metrics_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "metrics_dir", f"{ENV_PREFIX}METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR"
+        ),
+        description="prometheus_client multiprocess folder; set by `facefaas serve` for workers>1",
+    )
 
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,0 +1,60 @@
+"""``facefaas serve``: run the HTTP service (flags override ``FACEFAAS_*`` variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["serve"]
+
+
+@click.command(context_settings={"show_default": False})
+@click.option("--host", help="Address to bind [env FACEFAAS_HOST; default 127.0.0.1].")
+@click.option("--port", type=int, help="Port [FACEFAAS_PORT; 8000].")
+@click.option("--workers", type=int, help="Worker processes sharing one registry [1].")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Registry folder [FACEFAAS_DATA_DIR; ~/.local/share/facefaas].",
+)
+@click.option("--database-url", help="SQLAlchemy URL instead of SQLite in the data dir.")
+@click.option("--max-body-bytes", type=int, help="Largest image request body [32 MiB].")
+@click.option("--max-pixels", type=int, help="Largest image, width x height [50,000,000].")
+@click.option("--max-model-bytes", type=int, help="Largest model upload [64 MiB].")
+@click.option("--max-batch-items", type=int, help="Most images in one batch request [32].")
+@click.option("--inference-threads", type=int, help="Images processed at once per worker.")
+@click.option("--queue-size", type=int, help="Requests waiting beyond those; then 503 [8].")
+@click.option("--rate-limit", help="Per client or key, e.g. '600/minute'; '' for none.")
+@click.option("--upload-token", help="Require this token to upload models.")
+@click.option("--cors-origin", "cors_origins", multiple=True, help="Allowed origin (repeat) ['*'].")
+@click.option("--provider", "providers", multiple=True, help="ONNX Runtime provider (repeat).")
+@click.option("--log-format", type=click.Choice(["json", "text"]), help="Log lines [json].")
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[info]."
+)
+def serve(**flags: Any) -> None:
+    """Run the HTTP service: the built-in model, the registry, the web page at /."""
+    from pydantic import ValidationError
+
+    from facefaas.settings import Settings
+
+    overrides = {name: value for name, value in flags.items() if value not in (None, ())}
+    if "cors_origins" in overrides:
+        overrides["cors_origins"] = list(overrides["cors_origins"])
+    if "providers" in overrides:
+        overrides["providers"] = list(overrides["providers"])
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise click.UsageError(problems) from None
+
+    from facefaas.server.main import serve as run_server
+
+    click.echo(f"facefaas serving at {settings.url}  (API docs: {settings.url}/docs)")
+    click.echo(f"registry: {settings.data_dir}", err=True)
+    run_server(settings)

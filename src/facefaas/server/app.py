@@ -1,0 +1,99 @@
+"""`create_app`: the facefaas HTTP service as a FastAPI app.
+
+Routes: ``/api/run``, ``/api/batch``, ``/api/models`` (:mod:`.routes`), the seed's API, operations
+(``/healthz``, ``/readyz``, ``/metrics``, ``/api/info``), OpenAPI at ``/docs``, and the web page
+(``static/``) at ``/``. The lifespan opens the registry and loads the default model in the
+background (``/readyz`` answers 503 until it is loaded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
+
+from facefaas._version import __version__
+from facefaas.server.problems import install_problem_handlers
+from facefaas.server.requestlog import (
+    REQUEST_ID_HEADER,
+    RequestContextMiddleware,
+    configure_logging,
+)
+from facefaas.server.routes import models, ops, run, seed
+from facefaas.server.service import Service
+from facefaas.settings import Settings
+
+__all__ = ["STATIC_DIR", "create_app", "create_app_from_env"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+_KEY_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "X-API-Key",
+    REQUEST_ID_HEADER,
+    "SSVM_Admin_Key",
+    "SSVM-Admin-Key",
+    "SSVM_Usage_Key",
+    "SSVM-Usage-Key",
+    "SSVM_Description",
+    "SSVM-Description",
+]
+_EXPOSED_HEADERS = ["Retry-After", REQUEST_ID_HEADER, "X-Face-Count", "Server-Timing"]
+
+
+def create_app(settings: Settings | None = None, *, reconcile: bool | None = None) -> FastAPI:
+    """The service configured by ``settings`` (``Settings()`` from the environment if omitted).
+
+    ``reconcile`` (default: when ``settings.workers == 1``) cleans the model store at startup;
+    with several workers ``facefaas serve`` does it once, before starting them.
+    """
+    settings = settings or Settings()
+    service = Service(settings)
+    clean = settings.workers == 1 if reconcile is None else reconcile
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await service.start(reconcile=clean)
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="facefaas",
+        version=__version__,
+        summary="Face detection as a function: MTCNN on ONNX Runtime, with a model registry.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.service = service
+    install_problem_handlers(app)
+    for router in (ops.router, run.router, models.router, seed.router):
+        app.include_router(router)
+    # Last: the page at / must not shadow any route. Missing files are 404 problems.
+    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="static")
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=_KEY_HEADERS,
+            expose_headers=_EXPOSED_HEADERS,
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware, observer=service.metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn factory for worker processes: settings and logging from ``FACEFAAS_*``."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,62 @@
+"""Operations: ``/healthz``, ``/readyz``, ``/metrics`` (no auth, no rate limit), ``/api/info``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from facefaas._version import __version__
+from facefaas.models.builtin import DEFAULT_MODEL
+from facefaas.server.metrics import CONTENT_TYPE_LATEST
+from facefaas.server.problems import problem_response
+from facefaas.server.routes import ServiceDep
+from facefaas.server.runner import MEDIA_TYPES
+from facefaas.server.schemas import ServiceInfo
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+FUNCTIONS = ["detect", "annotate", "blur", "pixelate", "crops", "infer"]
+
+
+@router.get("/healthz", summary="Alive")
+async def healthz() -> dict[str, str]:
+    """200 while the process serves requests."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Ready", responses={503: {"description": "not ready yet"}})
+async def readyz(service: ServiceDep) -> Response:
+    """200 once the registry is open and the default model is loaded, else 503."""
+    if not service.ready:
+        return problem_response(
+            503, "the default model is not loaded yet", code="not-ready",
+            headers={"Retry-After": "1"}, retry_after=1,
+        )  # fmt: skip
+    return JSONResponse(
+        {"status": "ready", "default_model": DEFAULT_MODEL, "provider": service.provider}
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(service: ServiceDep) -> Response:
+    return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/info", response_model=ServiceInfo, summary="What this server offers")
+async def info(service: ServiceDep) -> ServiceInfo:
+    settings = service.settings
+    return ServiceInfo(
+        name="facefaas",
+        version=__version__,
+        default_model=DEFAULT_MODEL,
+        functions=FUNCTIONS,
+        output_formats=sorted(MEDIA_TYPES),
+        max_body_bytes=settings.max_body_bytes,
+        max_pixels=settings.max_pixels,
+        max_model_bytes=settings.max_model_bytes,
+        max_batch_items=settings.max_batch_items,
+        upload_token_required=settings.upload_token is not None,
+        provider=service.provider,
+    )

@@ -1,0 +1,183 @@
+"""The seed's FaaS API (second-state's wasm-joey), so its scripts and web page work unchanged.
+
+| seed call | here |
+| --- | --- |
+| ``POST /api/executables`` + ``SSVM_Description`` | upload a model; returns ``wasm_id``, |
+| | ``wasm_sha256``, ``SSVM_Usage_Key``, ``SSVM_Admin_Key`` |
+| ``GET /api/executables[/{id}]`` | list / show |
+| ``PUT /api/update_wasm_binary/{id}`` + ``SSVM_Admin_Key`` | replace the weights |
+| ``DELETE /api/executables/{id}`` + ``SSVM_Admin_Key`` | delete |
+| ``PUT`` / ``DELETE /api/keys/{id}/usage_key`` | make private (new usage key) / public |
+| ``PUT`` / ``GET /api/state/{id}`` | the model's run defaults, as JSON text |
+| ``POST /api/run/{id}/infer/bytes`` | the seed's picture: 1-px green boxes, JPEG quality 80 |
+| ``POST /api/multipart/run/{id}/infer/bytes`` | the same, the image in the first file part |
+
+Unlike the seed, errors are real statuses with problem+json bodies.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from facefaas.registry import ModelRecord
+from facefaas.server.inputs import read_body, read_payload
+from facefaas.server.routes import IMAGE_BODY, MODEL_BODY, Keys, ServiceDep, rate_limited
+from facefaas.server.routes.models import UploadFields, parse_config, read_upload
+from facefaas.server.routes.run import image_response, merged_params, output_format
+from facefaas.server.runner import Function
+from facefaas.server.schemas import RunParams
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api", tags=["seed compatibility"], dependencies=[Depends(rate_limited)])
+
+SEED_PUBLIC_KEY = "00000000-0000-0000-0000-000000000000"
+BytesFunction = Literal["infer", "annotate", "blur", "pixelate"]
+
+
+def _description(request: Request) -> str | None:
+    for name in ("ssvm_description", "ssvm-description"):
+        value = request.headers.get(name)
+        if value is not None:
+            return value[:10_000]
+    return None
+
+
+def _executable(record: ModelRecord) -> dict[str, Any]:
+    return {
+        "wasm_id": record.id,
+        "wasm_description": record.description,
+        "wasm_sha256": "0x" + record.sha256,
+        "name": record.name,
+        "private": record.private,
+        "usage": {"calls": record.usage.calls, "errors": record.usage.errors},
+    }
+
+
+@router.post("/executables", openapi_extra=MODEL_BODY, summary="Upload (seed)")
+async def upload(
+    request: Request, query: Annotated[UploadFields, Query()], service: ServiceDep, keys: Keys
+) -> dict[str, Any]:
+    service.check_upload(keys)
+    upload = await read_upload(request, service, query, {"description": _description(request)})
+    created, _ = await service.create_model(upload, keys)
+    return {
+        "wasm_id": created.record.id,
+        "wasm_sha256": "0x" + created.record.sha256,
+        "SSVM_Usage_Key": created.usage_key or SEED_PUBLIC_KEY,
+        "SSVM_Admin_Key": created.admin_key,
+        "model_id": created.record.id,
+    }
+
+
+@router.get("/executables", summary="List (seed)")
+async def list_executables(service: ServiceDep) -> list[dict[str, Any]]:
+    return [_executable(r) for r in await service.list_models()]
+
+
+@router.get("/executables/{model_id}", summary="Show (seed)")
+async def show_executable(model_id: str, service: ServiceDep) -> dict[str, Any]:
+    return _executable(await service.get_model(model_id))
+
+
+@router.put("/update_wasm_binary/{model_id}", openapi_extra=MODEL_BODY, summary="Replace (seed)")
+async def update_binary(
+    model_id: str,
+    request: Request,
+    query: Annotated[UploadFields, Query()],
+    service: ServiceDep,
+    keys: Keys,
+) -> dict[str, Any]:
+    await service.admin(model_id, keys)
+    upload = await read_upload(request, service, query, {"description": _description(request)})
+    record = await service.replace_model(model_id, upload, keys)
+    return {"wasm_id": record.id, "wasm_sha256": "0x" + record.sha256}
+
+
+@router.delete("/executables/{model_id}", summary="Delete (seed)")
+async def delete_executable(model_id: str, service: ServiceDep, keys: Keys) -> dict[str, Any]:
+    await service.delete_model(model_id, keys)
+    return {"wasm_id": model_id}
+
+
+@router.put("/keys/{model_id}/usage_key", summary="Make private (seed)")
+async def make_private(model_id: str, service: ServiceDep, keys: Keys) -> dict[str, Any]:
+    return {"SSVM_Usage_Key": await service.make_private(model_id, keys)}
+
+
+@router.delete("/keys/{model_id}/usage_key", summary="Make public (seed)")
+async def make_public(model_id: str, service: ServiceDep, keys: Keys) -> dict[str, Any]:
+    await service.make_public(model_id, keys)
+    return {"SSVM_Usage_Key": SEED_PUBLIC_KEY}
+
+
+@router.put("/state/{model_id}", summary="Set run defaults (seed state)")
+async def put_state(
+    model_id: str, request: Request, service: ServiceDep, keys: Keys
+) -> dict[str, Any]:
+    await service.admin(model_id, keys)
+    config = parse_config(await read_body(request, 64 * 1024, "state"))
+    await service.set_config(model_id, config.model_dump(exclude_none=True), keys)
+    return {"wasm_id": model_id}
+
+
+@router.get("/state/{model_id}", summary="Run defaults (seed state)")
+async def get_state(model_id: str, service: ServiceDep, keys: Keys) -> dict[str, Any]:
+    return (await service.model_for_use(model_id, keys)).config
+
+
+async def _run_bytes(
+    model_id: str,
+    function: BytesFunction,
+    request: Request,
+    query: RunParams,
+    service: ServiceDep,
+    keys: list[str],
+) -> Response:
+    record = await service.model_for_use(model_id, keys)
+    payload = await read_payload(
+        request, service.settings.max_body_bytes, what="image", allow_json=True
+    )
+    params = merged_params(query, payload.fields)
+    name: Function = "seed" if function == "infer" else function
+    spec = service.spec(record, name, params, output_format(params, request))
+    return image_response(await service.run(record, payload.data, spec))
+
+
+@router.post(
+    "/run/{model_id}/{function}/bytes",
+    openapi_extra=IMAGE_BODY,
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    summary="Run, binary result (seed)",
+)
+async def run_bytes(
+    model_id: str,
+    function: BytesFunction,
+    request: Request,
+    query: Annotated[RunParams, Query()],
+    service: ServiceDep,
+    keys: Keys,
+) -> Response:
+    """``infer`` is the seed's function: the picture with 1-px green boxes as JPEG quality 80."""
+    return await _run_bytes(model_id, function, request, query, service, keys)
+
+
+@router.post(
+    "/multipart/run/{model_id}/{function}/bytes",
+    openapi_extra=IMAGE_BODY,
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    summary="Run with multipart input, binary result (seed)",
+)
+async def multipart_run_bytes(
+    model_id: str,
+    function: BytesFunction,
+    request: Request,
+    query: Annotated[RunParams, Query()],
+    service: ServiceDep,
+    keys: Keys,
+) -> Response:
+    return await _run_bytes(model_id, function, request, query, service, keys)
