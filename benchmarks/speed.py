@@ -1,0 +1,199 @@
+"""Speed of facefaas' MTCNN, side by side with the seed's TensorFlow graph and facenet-pytorch.
+
+Prints median milliseconds per image and images per second for ``solvay.jpg``, the 14-megapixel
+``deepface__img40.jpg`` and the WIDER FACE subset, single and batched, with the thread settings;
+peak memory of a fresh process detecting the 14-megapixel image. Where ``tensorflow`` or
+``facenet_pytorch`` can be imported (optional, never dependencies) they are timed on the same
+images in the same run, interleaved with ours, and the ratios printed.
+
+    python benchmarks/speed.py                 # everything (a few minutes on 2 cores)
+    python benchmarks/speed.py --quick         # fewer repetitions, 40 WIDER images
+
+Images are read from ``../shared`` (third-party, never shipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FACEFAAS_SHARED", REPO.parent / "shared"))
+SOLVAY = SHARED / "data" / "solvay.jpg"
+BIG = SHARED / "eval" / "photos" / "deepface__img40.jpg"
+WIDER = SHARED / "eval" / "wider-val" / "images"
+
+Runner = Callable[[np.ndarray], Any]
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+
+
+def ours() -> tuple[str, Runner, Callable[[list[np.ndarray]], Any]]:
+    from facefaas import Detector
+
+    detector = Detector()
+    return "facefaas (ONNX Runtime)", detector, detector.detect_batch
+
+
+def tensorflow_seed() -> tuple[str, Runner] | None:
+    try:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import tensorflow as tf
+    except ImportError:
+        return None
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString((SHARED / "data" / "mtcnn.pb").read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name="")
+    session = tf.compat.v1.Session(graph=graph)
+
+    def run(rgb: np.ndarray) -> Any:
+        feed = {
+            "input:0": rgb[..., ::-1].astype(np.float32),
+            "min_size:0": 20.0,
+            "thresholds:0": [0.6, 0.7, 0.7],
+            "factor:0": 0.709,
+        }
+        return session.run(["box:0", "prob:0", "landmarks:0"], feed)
+
+    return f"seed graph (TensorFlow {tf.__version__})", run
+
+
+def facenet_pytorch() -> tuple[str, Runner] | None:
+    try:
+        from facenet_pytorch import MTCNN
+    except ImportError:
+        return None
+    mtcnn = MTCNN(keep_all=True, device="cpu")
+
+    def run(rgb: np.ndarray) -> Any:
+        return mtcnn.detect(Image.fromarray(rgb), landmarks=True)
+
+    return "facenet-pytorch", run
+
+
+def time_each(run: Runner, images: list[np.ndarray], repeats: int) -> list[float]:
+    """Per-image seconds (median over ``repeats`` for each image)."""
+    run(images[0])  # warm up
+    per_image = []
+    for rgb in images:
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run(rgb)
+            samples.append(time.perf_counter() - start)
+        per_image.append(statistics.median(samples))
+    return per_image
+
+
+def peak_memory_mb(path: Path) -> float:
+    """Peak RSS of a fresh process that imports facefaas and detects one image, in MB."""
+    code = (
+        "import resource, sys; from facefaas import Detector;"
+        "d = Detector(); base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        f"d({str(path)!r}); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def report(name: str, seconds: list[float]) -> dict[str, float]:
+    median_ms = statistics.median(seconds) * 1000
+    total = sum(seconds)
+    return {"median_ms": round(median_ms, 1), "total_s": round(total, 2), "images_per_s": round(len(seconds) / total, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and 40 WIDER images")
+    parser.add_argument("--wider-limit", type=int, default=None, help="use only the first N WIDER images")
+    parser.add_argument("--no-peers", action="store_true", help="time facefaas only")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = parser.parse_args()
+    if not SOLVAY.is_file():
+        sys.exit(f"{SHARED} is absent: the benchmark reads its images from there")
+
+    import onnxruntime
+
+    repeats = 3 if args.quick else 7
+    wider_files = sorted(WIDER.rglob("*.jpg"))
+    limit = args.wider_limit or (40 if args.quick else None)
+    wider_files = wider_files[:limit] if limit else wider_files
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"onnxruntime {onnxruntime.__version__}, intra-op threads = {os.cpu_count()} (facefaas default), "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+
+    contenders: list[tuple[str, Runner]] = []
+    name, run_ours, batch_ours = ours()
+    contenders.append((name, run_ours))
+    if not args.no_peers:
+        for factory in (tensorflow_seed, facenet_pytorch):
+            peer = factory()
+            if peer is not None:
+                contenders.append(peer)
+            else:
+                print(f"({factory.__name__}: not importable here, skipped)")
+
+    sets = {
+        "solvay.jpg (960x661)": [load_rgb(SOLVAY)],
+        "deepface__img40.jpg (3061x4600, 14 Mpx)": [load_rgb(BIG)],
+    }
+    results: dict[str, Any] = {}
+    for set_name, images in sets.items():
+        print(f"\n== {set_name}")
+        reps = repeats if len(images) == 1 else 1
+        baseline = None
+        for contender, run in contenders:
+            timing = report(contender, time_each(run, images, reps if "14 Mpx" not in set_name else max(2, reps // 3)))
+            results[f"{set_name} / {contender}"] = timing
+            baseline = baseline or timing["median_ms"]
+            ratio = timing["median_ms"] / baseline
+            print(f"{contender:36s} {timing['median_ms']:9.1f} ms/image   ratio to facefaas {ratio:5.2f}")
+
+    print(f"\n== WIDER FACE subset ({len(wider_files)} images, 1024 px wide), single images")
+    wider = [load_rgb(p) for p in wider_files]
+    baseline_total = None
+    for contender, run in contenders:
+        seconds = time_each(run, wider, 1)
+        timing = report(contender, seconds)
+        results[f"wider / {contender}"] = timing
+        baseline_total = baseline_total or timing["total_s"]
+        print(f"{contender:36s} total {timing['total_s']:7.2f} s  median {timing['median_ms']:7.1f} ms  "
+              f"{timing['images_per_s']:6.2f} images/s   ratio to facefaas {timing['total_s'] / baseline_total:5.2f}")
+
+    print("\n== WIDER FACE subset, facefaas detect_batch (8 images a call)")
+    start = time.perf_counter()
+    for i in range(0, len(wider), 8):
+        batch_ours(wider[i : i + 8])
+    total = time.perf_counter() - start
+    results["wider / facefaas batched"] = {"total_s": round(total, 2), "images_per_s": round(len(wider) / total, 2)}
+    print(f"{'facefaas detect_batch':36s} total {total:7.2f} s  {len(wider) / total:6.2f} images/s")
+
+    peak = peak_memory_mb(BIG)
+    results["peak_rss_mb_14mpx"] = round(peak, 1)
+    print(f"\npeak memory of a fresh process detecting the 14-Mpx image: {peak:.0f} MB "
+          f"(self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB for this benchmark)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
