@@ -133,7 +133,9 @@ def _layers(parsed: list[_CaffeLayer], what: str) -> list[Layer]:
     return layers
 
 
-def _check_prototxt(text: bytes, parsed: list[_CaffeLayer], what: str) -> list[str]:
+def _check_prototxt(text: bytes, parsed: list[_CaffeLayer], name: str) -> list[str]:
+    """Check a prototxt against its caffemodel's layers (``name`` is the caffemodel's)."""
+    what = f"{PurePosixPath(name).stem}.prototxt"
     net = net_parameter_class()()
     try:
         text_format.Parse(text.decode("utf-8"), net, allow_unknown_field=True)
@@ -148,7 +150,7 @@ def _check_prototxt(text: bytes, parsed: list[_CaffeLayer], what: str) -> list[s
             )
     missing = [layer.name for layer in parsed if layer.blobs and layer.name not in declared]
     if missing:
-        return [f"{what} does not declare the caffemodel's layers {', '.join(missing)}"]
+        return [f"{what} does not declare {name}'s layers {', '.join(missing)} (unused there)"]
     return []
 
 
@@ -184,8 +186,8 @@ def _read_one(
         notes.extra_networks["lnet"] = _lnet_params(layers, name)
         notes.warnings.append(
             f"{name} is the landmark-refinement net (LNet, det4): read and kept in "
-            "extra_networks['lnet'], but the detection pipeline does not use it (it refines the "
-            "five landmarks by about a pixel and costs five more crops per face)"
+            "extra_networks['lnet'], but the detection pipeline does not use it (it would refine "
+            "the five landmarks from five more 24x24 crops per face)"
         )
         return None
     net = network_of_conv1(layers[0].outputs, f"{FORMAT}: {name}")
