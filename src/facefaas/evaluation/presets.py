@@ -12,7 +12,7 @@ from types import MappingProxyType
 from facefaas.errors import ParameterError
 from facefaas.params import DetectionParams
 
-__all__ = ["PRESETS", "Preset", "get_preset"]
+__all__ = ["PRESETS", "Preset", "get_preset", "params_label", "parse_params"]
 
 
 @dataclass(frozen=True)
@@ -57,3 +57,24 @@ def get_preset(name: str) -> Preset:
     except KeyError:
         known = ", ".join(PRESETS)
         raise ParameterError(f"unknown preset {name!r}; presets: {known}") from None
+
+
+def parse_params(text: str, base: DetectionParams | None = None) -> DetectionParams:
+    """Parameters from ``"min_size=12 factor=0.8 thresholds=0.6,0.7,0.7"`` (space-separated
+    ``key=value`` pairs over ``base``, default the seed's); a preset name alone is accepted too."""
+    text = text.strip()
+    if text in PRESETS:
+        return PRESETS[text].params
+    values: dict[str, str] = {}
+    for item in text.split():
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ParameterError(f"expected key=value pairs, got {item!r}")
+        values[key.strip().replace("-", "_")] = value
+    return DetectionParams.from_mapping(values, base=base)
+
+
+def params_label(params: DetectionParams) -> str:
+    """A short label for a parameter set, e.g. ``"min12 f0.8 t0.6/0.7/0.7"``."""
+    thresholds = "/".join(f"{t:g}" for t in params.thresholds)
+    return f"min{params.min_size:g} f{params.factor:g} t{thresholds}"
