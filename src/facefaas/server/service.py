@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from facefaas.errors import FacefaasError, ModelValidationError, OverloadedError
+from facefaas.errors import FacefaasError, OverloadedError
 from facefaas.models.builtin import DEFAULT_MODEL
 from facefaas.params import DetectionParams
 from facefaas.registry import CreatedModel, ModelRecord, Registry
@@ -50,6 +50,7 @@ class ModelUpload:
     """A model file and what the uploader said about it."""
 
     data: bytes
+    filename: str | None = None
     name: str | None = None
     description: str | None = None
     format: str | None = None
@@ -297,22 +298,13 @@ class Service:
     def _import(self, upload: ModelUpload) -> Any:
         from facefaas.models.importing import import_model
 
-        imported = import_model(
-            upload.data, name=upload.name, description=upload.description, format=upload.format
+        # A file name helps the importer tell formats apart; only its last part is used.
+        name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+        source: bytes | dict[str, bytes] = {name: upload.data} if name else upload.data
+        return import_model(
+            source,
+            name=upload.name,
+            description=upload.description,
+            format=upload.format,
+            max_bytes=self.settings.max_model_bytes,
         )
-        _smoke_test(imported.weights)
-        return imported
-
-
-def _smoke_test(weights: Any) -> None:
-    """Build and run the networks once on a small grey image: a model that cannot run is 422."""
-    import numpy as np
-
-    from facefaas.detector import Detector
-
-    try:
-        Detector(weights)(np.full((48, 48, 3), 128, np.uint8))
-    except FacefaasError:
-        raise
-    except Exception as exc:
-        raise ModelValidationError(f"the model does not run: {type(exc).__name__}") from None

@@ -88,7 +88,7 @@ async def read_upload(
     )
     merged = {**(defaults or {}), **query.model_dump(exclude_unset=True), **payload.fields}
     fields = UploadFields.model_validate(merged)
-    return ModelUpload(data=payload.data, **fields.model_dump())
+    return ModelUpload(data=payload.data, filename=payload.files[0][0], **fields.model_dump())
 
 
 @router.post(

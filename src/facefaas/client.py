@@ -1,0 +1,303 @@
+"""`Client`: call a facefaas server and get the library's own types back.
+
+::
+
+    from facefaas import Client
+
+    with Client("http://127.0.0.1:8000", api_key="ffu_...") as client:
+        faces = client.detect("group.jpg", min_size=40)      # a facefaas.Faces
+        picture = client.annotate("group.jpg", format="png")  # PNG bytes
+
+Images may be bytes, a path, a binary file, a PIL image or a numpy array (the last two are sent
+as PNG). Errors come back as the :mod:`facefaas.errors` class the server raised (from the problem
+document's ``code``, else its status): a 413 is a :class:`~facefaas.errors.TooLargeError` with
+its ``limit``, a 429 a :class:`~facefaas.errors.RateLimitedError` with ``retry_after``, and so
+on. Network failures are httpx's own exceptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from facefaas import errors
+from facefaas.faces import Faces
+
+__all__ = ["Client", "error_from_response"]
+
+DEFAULT_MODEL = "mtcnn"
+
+_BY_STATUS: dict[int, type[errors.FacefaasError]] = {
+    400: errors.InputError,
+    401: errors.AuthError,
+    403: errors.ForbiddenError,
+    404: errors.ModelNotFoundError,
+    409: errors.ModelConflictError,
+    413: errors.TooLargeError,
+    415: errors.UnsupportedMediaError,
+    422: errors.ParameterError,
+    429: errors.RateLimitedError,
+    503: errors.OverloadedError,
+}
+
+
+def _classes_by_code() -> dict[str, type[errors.FacefaasError]]:
+    table: dict[str, type[errors.FacefaasError]] = {}
+    pending: list[type[errors.FacefaasError]] = [errors.FacefaasError]
+    while pending:
+        cls = pending.pop(0)
+        table.setdefault(cls.code, cls)  # the most general class of a code wins
+        pending.extend(cls.__subclasses__())
+    return table
+
+
+def error_from_response(response: httpx.Response) -> errors.FacefaasError:
+    """The :mod:`facefaas.errors` exception a non-2xx response stands for."""
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = {}
+    if not isinstance(problem, dict):
+        problem = {}
+    detail = str(problem.get("detail") or response.reason_phrase or f"HTTP {response.status_code}")
+    code = str(problem.get("code", ""))
+    cls = _classes_by_code().get(code) or _BY_STATUS.get(response.status_code, errors.FacefaasError)
+    retry = problem.get("retry_after", response.headers.get("retry-after", 1))
+    error: errors.FacefaasError
+    if issubclass(cls, errors.TooLargeError):
+        limit = problem.get("limit")
+        error = cls(detail, limit=int(limit) if limit is not None else 0, unit=problem.get("unit", ""))
+    elif issubclass(cls, errors.RateLimitedError | errors.OverloadedError):
+        error = cls(detail, retry_after=float(retry))
+    else:
+        error = cls(detail)
+    if error.status != response.status_code or (code and error.code != code):
+        # A status or code this client does not know: keep the server's.
+        error.status = response.status_code
+        error.code = code or error.code
+    return error
+
+
+def _image_bytes(image: Any) -> bytes:
+    if isinstance(image, bytes | bytearray | memoryview):
+        return bytes(image)
+    if isinstance(image, str | os.PathLike):
+        return Path(image).read_bytes()
+    if hasattr(image, "read"):
+        data = image.read()
+        if not isinstance(data, bytes):
+            raise errors.ParameterError("a file object must be opened in binary mode")
+        return data
+    from PIL import Image
+
+    from facefaas.decode import load_image
+
+    buffer = io.BytesIO()
+    Image.fromarray(load_image(image).pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _query(params: Mapping[str, Any]) -> dict[str, str]:
+    query: dict[str, str] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            query[name] = "true" if value else "false"
+        elif isinstance(value, list | tuple):
+            query[name] = ",".join(str(v) for v in value)
+        else:
+            query[name] = str(value)
+    return query
+
+
+class Client:
+    """A facefaas server at ``url``. ``api_key`` is sent as ``X-API-Key`` on every call.
+
+    Thread-safe (one ``httpx.Client`` with a connection pool); close it, or use ``with``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"User-Agent": "facefaas-client"}
+        if api_key:
+            headers["X-API-Key"] = api_key
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _request(
+        self, method: str, path: str, *, key: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if key:
+            headers["X-API-Key"] = key
+        response = self._http.request(method, path, headers=headers, **kwargs)
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+
+    def _run(
+        self, model: str, function: str, image: Any, params: Mapping[str, Any], accept: str
+    ) -> httpx.Response:
+        return self._request(
+            "POST",
+            f"/api/run/{model}/{function}",
+            params=_query(params),
+            content=_image_bytes(image),
+            headers={"Content-Type": "application/octet-stream", "Accept": accept},
+        )
+
+    # -- running ---------------------------------------------------------------------------
+
+    def detect_json(self, image: Any, *, model: str = DEFAULT_MODEL, **params: Any) -> dict[str, Any]:
+        """The server's whole answer: faces, image info, parameters used, timings."""
+        body: dict[str, Any] = self._run(model, "detect", image, params, "application/json").json()
+        return body
+
+    def detect(self, image: Any, *, model: str = DEFAULT_MODEL, **params: Any) -> Faces:
+        """Faces in one image. ``params``: ``min_size``, ``thresholds``, ``factor``,
+        ``max_faces``, ``score_threshold``."""
+        return Faces.from_dict(self.detect_json(image, model=model, **params))
+
+    def detect_batch(
+        self, images: Iterable[Any], *, model: str = DEFAULT_MODEL, **params: Any
+    ) -> list[Faces]:
+        """Faces of several images in one request; raises the first image's error, if any."""
+        files = [("file", (f"image{i}", _image_bytes(img))) for i, img in enumerate(images)]
+        body = self._request(
+            "POST", f"/api/batch/{model}/detect", params=_query(params), files=files
+        ).json()
+        results: list[Faces] = []
+        for item in body["results"]:
+            if item["status"] != 200:
+                problem = item.get("error") or {}
+                fake = httpx.Response(item["status"], json=problem)
+                raise error_from_response(fake)
+            results.append(Faces.from_dict(item["result"]))
+        return results
+
+    def annotate(
+        self, image: Any, *, model: str = DEFAULT_MODEL, format: str = "jpeg", **params: Any
+    ) -> bytes:
+        """The image with boxes drawn (``thickness``, ``landmarks``, ``scores`` options)."""
+        return self._run(model, "annotate", image, {**params, "format": format}, "image/*").content
+
+    def anonymize(
+        self,
+        image: Any,
+        *,
+        method: str = "blur",
+        model: str = DEFAULT_MODEL,
+        format: str = "jpeg",
+        **params: Any,
+    ) -> bytes:
+        """The image with faces blurred (``method="blur"``) or pixelated (``"pixelate"``)."""
+        if method not in ("blur", "pixelate"):
+            raise errors.ParameterError(f"method must be 'blur' or 'pixelate', got {method!r}")
+        return self._run(model, method, image, {**params, "format": format}, "image/*").content
+
+    def crops(
+        self, image: Any, *, model: str = DEFAULT_MODEL, format: str = "png", **params: Any
+    ) -> list[bytes]:
+        """One encoded chip per face (``size``, ``align``, ``margin`` options)."""
+        body = self._run(model, "crops", image, {**params, "format": format}, "application/json")
+        return [base64.b64decode(chip["data"]) for chip in body.json()["crops"]]
+
+    # -- the registry ----------------------------------------------------------------------
+
+    def models(self) -> list[dict[str, Any]]:
+        models: list[dict[str, Any]] = self._request("GET", "/api/models").json()
+        return models
+
+    def model(self, model_id: str) -> dict[str, Any]:
+        info: dict[str, Any] = self._request("GET", f"/api/models/{model_id}").json()
+        return info
+
+    def upload_model(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        private: bool = False,
+        format: str | None = None,
+        upload_token: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload a model file; returns ``model_id``, ``admin_key`` (shown once), ..."""
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        filename = "model" if isinstance(source, bytes) else Path(source).name
+        fields = _query({"name": name, "description": description, "private": private,
+                         "format": format})  # fmt: skip
+        created: dict[str, Any] = self._request(
+            "POST",
+            "/api/models",
+            key=upload_token,
+            files={"file": (filename, data)},
+            data=fields,
+        ).json()
+        return created
+
+    def replace_model(
+        self,
+        model_id: str,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        admin_key: str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """New weights under the same id (needs the admin key)."""
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        fields = _query({"name": name, "description": description})
+        info: dict[str, Any] = self._request(
+            "PUT",
+            f"/api/models/{model_id}",
+            key=admin_key,
+            files={"file": ("model", data)},
+            data=fields,
+        ).json()
+        return info
+
+    def delete_model(self, model_id: str, *, admin_key: str | None = None) -> None:
+        self._request("DELETE", f"/api/models/{model_id}", key=admin_key)
+
+    def set_config(
+        self, model_id: str, config: Mapping[str, Any], *, admin_key: str | None = None
+    ) -> dict[str, Any]:
+        """Set the model's run defaults (``min_size``, ``thresholds``, ...)."""
+        saved: dict[str, Any] = self._request(
+            "PUT", f"/api/models/{model_id}/config", key=admin_key, json=dict(config)
+        ).json()
+        return saved
+
+    def ready(self) -> bool:
+        """Whether the server answers ``/readyz`` with 200."""
+        return self._http.get("/readyz").status_code == 200
