@@ -83,7 +83,8 @@ function runUrl(modelId, operation, params) {
 }
 
 /**
- * Detect faces; the JSON is the library's Faces.to_dict() plus model_id, params and timings.
+ * Detect faces. The JSON is the library's Faces.to_dict() ({width, height, faces}) plus
+ * model_id, image {format, orientation, ...}, parameters and timings_ms.
  * @param {Blob} image raw image bytes, sent as application/octet-stream.
  */
 export async function detect(modelId, image, params, { key, signal } = {}) {
@@ -110,24 +111,40 @@ export async function render(modelId, operation, image, params, { key, signal } 
   return response.blob();
 }
 
-/** @returns {Promise<object[]>} the registered models. */
-export async function listModels() {
-  const response = await request("/api/models", { headers: { Accept: "application/json" } });
-  const body = await response.json();
-  return Array.isArray(body) ? body : body.models || [];
+/**
+ * What the server offers and its limits (GET /api/info).
+ * @returns {Promise<{max_body_bytes: number, max_model_bytes: number,
+ *                    upload_token_required: boolean, default_model: string}>}
+ */
+export async function info() {
+  const response = await request("/api/info", { headers: { Accept: "application/json" } });
+  return response.json();
 }
 
 /**
- * Upload a model file as multipart (file, name, description).
- * @returns {Promise<object>} {model_id, sha256, admin_key, usage_key?, ...}
+ * The registered models (GET /api/models): [{id, name, description, sha256, format, builtin,
+ * private, parameters, config, created_at, updated_at, usage: {calls, faces, errors, ...}}].
  */
-export async function uploadModel(file, { name, description, isPrivate }) {
+export async function listModels() {
+  const response = await request("/api/models", { headers: { Accept: "application/json" } });
+  const body = await response.json();
+  return Array.isArray(body) ? body : [];
+}
+
+/**
+ * Upload a model file as multipart (file, name, description, private).
+ * @param {string} token the server's upload token, when it requires one.
+ * @returns {Promise<object>} the model's info plus {model_id, admin_key, usage_key, warnings}.
+ */
+export async function uploadModel(file, { name, description, isPrivate, token }) {
   const form = new FormData();
   form.append("file", file, file.name);
   if (name) form.append("name", name);
   if (description) form.append("description", description);
   if (isPrivate) form.append("private", "true");
-  const response = await request("/api/models", { method: "POST", body: form });
+  const response = await request("/api/models", {
+    method: "POST", body: form, headers: keyHeaders(token),
+  });
   return response.json();
 }
 

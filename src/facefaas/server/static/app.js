@@ -1,5 +1,6 @@
 // Entry point of the facefaas page: tabs, then the Detect and Models tabs.
 
+import * as api from "./api.js";
 import { setupDetect } from "./detect.js";
 import { setupModels } from "./models.js";
 
@@ -41,4 +42,11 @@ setupTabs((hash) => {
   if (hash === "#models") models.refresh();
 });
 detect.refreshModels();
+api.info().then((info) => {
+  detect.setLimits(info);
+  models.setLimits(info);
+}).catch((error) => {
+  // Limits are hints only; every request still reports its own errors.
+  console.warn("GET /api/info failed:", error.message);
+});
 document.documentElement.dataset.ready = "true";

@@ -1,39 +1,22 @@
 // The Detect tab: pick an image, run a model on it, show the faces, download the results.
 
 import * as api from "./api.js";
-import { describeError } from "./messages.js";
+import { describeError, formatBytes } from "./messages.js";
 import { attachTooltip, composeAnnotated, drawFaces } from "./overlay.js";
+import { readParams, setModelDefaults, wireParams } from "./params.js";
 import { byId, saveBlob, setStatus } from "./ui.js";
 
-const PARAM_IDS = ["min-size", "threshold-p", "threshold-r", "threshold-o", "factor"];
+const MODE_WORDS = { boxes: "outlined", blur: "blurred", pixelate: "pixelated" };
 
-/** Detection parameters from the form, or null (with the invalid field focused) if invalid. */
-function readParams() {
-  for (const id of PARAM_IDS) {
-    const input = byId(id);
-    if (input.value === "" || !input.checkValidity()) {
-      const range = `${input.min}–${input.max}`;
-      return { error: `${input.labels[0].textContent.trim()}: enter a number in ${range}.`, input };
-    }
-  }
-  return {
-    minSize: Number(byId("min-size").value),
-    thresholds: ["threshold-p", "threshold-r", "threshold-o"].map((id) => Number(byId(id).value)),
-    factor: Number(byId("factor").value),
-  };
-}
-
+/** "server 225.2 ms (decode 124.8 ms, detect 100.3 ms) · round trip 260 ms" */
 function describeTimings(timings, roundTripMs) {
   const parts = [];
-  if (timings && typeof timings === "object") {
-    const entries = Object.entries(timings).filter(([, v]) => typeof v === "number");
-    const total = entries.find(([k]) => k === "total_ms" || k === "total");
-    const steps = entries.filter(([k]) => k !== "total_ms" && k !== "total")
-      .map(([k, v]) => `${k.replace(/_ms$/, "")} ${v.toFixed(1)} ms`);
-    if (total) parts.push(`server ${total[1].toFixed(1)} ms`);
-    if (steps.length) parts.push(`(${steps.join(", ")})`);
-  }
-  parts.push(`· round trip ${roundTripMs.toFixed(0)} ms`);
+  const entries = Object.entries(timings || {}).filter(([, v]) => typeof v === "number");
+  const total = entries.find(([k]) => k === "total");
+  const steps = entries.filter(([k]) => k !== "total").map(([k, v]) => `${k} ${v.toFixed(1)} ms`);
+  if (total) parts.push(`server ${total[1].toFixed(1)} ms`);
+  if (steps.length) parts.push(`(${steps.join(", ")})`);
+  parts.push(`${parts.length ? "· " : ""}round trip ${roundTripMs.toFixed(0)} ms`);
   return parts.join(" ");
 }
 
@@ -45,7 +28,9 @@ function loadImage(img, url) {
   });
 }
 
-/** Wire the Detect tab; returns {refreshModels} for the Models tab to call. */
+const plural = (n, word) => (n === 1 ? `1 ${word}` : `${n} ${word}s`);
+
+/** Wire the Detect tab; returns {refreshModels, setLimits} for the rest of the page. */
 export function setupDetect() {
   const form = byId("detect-form");
   const fileInput = byId("file-input");
@@ -64,17 +49,19 @@ export function setupDetect() {
     shownUrl: null, // object URL of a server-rendered image on display
     shownBlob: null, // that image's bytes (for download)
     result: null, // the last detection JSON
-    controller: null, // AbortController of the request in flight
+    models: new Map(), // id -> model info from GET /api/models
+    controller: null, // AbortController of the requests in flight
     sequence: 0,
     timer: 0,
   };
 
   const mode = () => form.elements.mode.value;
+  const landmarks = () => byId("show-landmarks").checked;
 
   async function setFile(file) {
     if (!file) return;
     // Keep the bytes in memory: every run sends them again, and the file on disk may change
-    // (Chromium also hides disk-backed request bodies' responses from its DevTools protocol).
+    // (Chromium also hides the responses to disk-backed request bodies from its DevTools).
     let bytes;
     try {
       bytes = new Blob([await file.arrayBuffer()], { type: file.type });
@@ -91,22 +78,19 @@ export function setupDetect() {
     run();
   }
 
-  function showResult(result, url, roundTripMs) {
+  function showResult(result, roundTripMs) {
     state.result = result;
     byId("stage-empty").hidden = true;
     byId("figure").hidden = false;
     tooltip.hide();
-    drawFaces(overlay, result, { landmarks: byId("show-landmarks").checked,
-                                  quiet: mode() !== "boxes" });
-    const n = result.faces.length;
-    byId("face-count").textContent = n === 1 ? "1 face" : `${n} faces`;
-    byId("timing").textContent = describeTimings(result.timings, roundTripMs);
-    picture.alt = `The image with ${n === 1 ? "1 face" : `${n} faces`} ${
-      mode() === "boxes" ? "outlined" : mode() === "blur" ? "blurred" : "pixelated"}`;
+    drawFaces(overlay, result, { landmarks: landmarks(), quiet: mode() !== "boxes" });
+    const count = plural(result.faces.length, "face");
+    byId("face-count").textContent = count;
+    byId("timing").textContent = describeTimings(result.timings_ms, roundTripMs);
+    picture.alt = `${state.fileName} with ${count} ${MODE_WORDS[mode()]}`;
     byId("download-image").disabled = false;
     byId("download-json").disabled = false;
     stage.dataset.state = "done";
-    stage.dataset.url = url;
   }
 
   async function run() {
@@ -134,9 +118,10 @@ export function setupDetect() {
       ]);
       const roundTrip = performance.now() - started;
       if (sequence !== state.sequence) return;
-      const url = await displayImage(result, rendered, modelId, params, options);
+      await displayImage(result, rendered, () => api.render(
+        modelId, "annotate", state.file, params, options));
       if (sequence !== state.sequence) return;
-      showResult(result, url, roundTrip);
+      showResult(result, roundTrip);
       setStatus(status, "", "");
     } catch (error) {
       if (error.name === "AbortError" || sequence !== state.sequence) return;
@@ -148,9 +133,9 @@ export function setupDetect() {
     }
   }
 
-  // Show the picture the JSON's coordinates refer to: the chosen file itself when the browser
-  // decodes it with the same (EXIF-oriented) size, otherwise the server's rendering of it.
-  async function displayImage(result, rendered, modelId, params, options) {
+  // Show the picture the JSON's coordinates refer to (the EXIF-oriented image): the chosen file
+  // itself when the browser decodes it to the same size, otherwise the server's rendering.
+  async function displayImage(result, rendered, annotate) {
     if (state.shownUrl) URL.revokeObjectURL(state.shownUrl);
     state.shownUrl = null;
     state.shownBlob = rendered;
@@ -158,22 +143,21 @@ export function setupDetect() {
       try {
         await loadImage(picture, state.sourceUrl);
         if (picture.naturalWidth === result.width && picture.naturalHeight === result.height) {
-          return state.sourceUrl;
+          return;
         }
       } catch {
-        // Not decodable by this browser (e.g. TIFF): fall through to the server's rendering.
+        // Not decodable by this browser (e.g. TIFF): show the server's rendering instead.
       }
-      rendered = await api.render(modelId, "annotate", state.file, params, options);
+      rendered = await annotate();
       state.shownBlob = rendered;
     }
     state.shownUrl = URL.createObjectURL(rendered);
     await loadImage(picture, state.shownUrl);
-    return state.shownUrl;
   }
 
   function scheduleRun() {
     clearTimeout(state.timer);
-    state.timer = setTimeout(run, 250);
+    state.timer = setTimeout(run, 200);
   }
 
   // Inputs ----------------------------------------------------------------------------------
@@ -182,7 +166,7 @@ export function setupDetect() {
     if (!event.target.closest("label, input")) fileInput.click();
   });
   dropZone.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") {
+    if (event.target === dropZone && (event.key === "Enter" || event.key === " ")) {
       event.preventDefault();
       fileInput.click();
     }
@@ -205,36 +189,25 @@ export function setupDetect() {
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
   document.addEventListener("paste", (event) => {
-    if (byId("panel-detect").hidden) return;
-    const item = [...event.clipboardData.items].find((i) => i.kind === "file"
-                                                          && i.type.startsWith("image/"));
+    if (byId("panel-detect").hidden || !event.clipboardData) return;
+    const item = [...event.clipboardData.items]
+      .find((i) => i.kind === "file" && i.type.startsWith("image/"));
     if (!item) return;
     event.preventDefault();
     const blob = item.getAsFile();
     setFile(new File([blob], blob.name || "pasted-image", { type: blob.type }));
   });
 
-  // Parameters: each range mirrors its number input; a committed change re-runs.
-  for (const range of form.querySelectorAll("input[type=range][data-mirror]")) {
-    const number = byId(range.dataset.mirror);
-    range.addEventListener("input", () => { number.value = range.value; });
-    range.addEventListener("change", scheduleRun);
-    number.addEventListener("input", () => { range.value = number.value; });
-    number.addEventListener("change", scheduleRun);
-  }
-  byId("reset-params").addEventListener("click", () => {
-    for (const id of PARAM_IDS) {
-      byId(id).value = byId(id).dataset.default;
-      byId(`${id}-range`).value = byId(id).dataset.default;
-    }
-    scheduleRun();
-  });
+  wireParams(scheduleRun);
   for (const radio of form.elements.mode) radio.addEventListener("change", run);
-  modelSelect.addEventListener("change", run);
+  modelSelect.addEventListener("change", () => {
+    const model = state.models.get(modelSelect.value);
+    if (model) setModelDefaults({ ...model.parameters, ...model.config });
+    run();
+  });
   byId("show-landmarks").addEventListener("change", () => {
     if (state.result) {
-      drawFaces(overlay, state.result, { landmarks: byId("show-landmarks").checked,
-                                          quiet: mode() !== "boxes" });
+      drawFaces(overlay, state.result, { landmarks: landmarks(), quiet: mode() !== "boxes" });
     }
   });
   form.addEventListener("submit", (event) => {
@@ -243,6 +216,7 @@ export function setupDetect() {
   });
 
   // Downloads -------------------------------------------------------------------------------
+  const baseName = () => state.fileName.replace(/\.[^.]+$/, "") || "image";
   byId("download-json").addEventListener("click", () => {
     if (!state.result) return;
     const text = `${JSON.stringify(state.result, null, 2)}\n`;
@@ -255,8 +229,7 @@ export function setupDetect() {
         const extension = (state.shownBlob.type.split("/")[1] || "jpg").replace("jpeg", "jpg");
         saveBlob(state.shownBlob, `${baseName()}.${mode()}.${extension}`);
       } else {
-        const blob = await composeAnnotated(picture, state.result,
-                                            { landmarks: byId("show-landmarks").checked });
+        const blob = await composeAnnotated(picture, state.result, { landmarks: landmarks() });
         saveBlob(blob, `${baseName()}.boxes.png`);
       }
     } catch (error) {
@@ -264,48 +237,48 @@ export function setupDetect() {
     }
   });
 
-  function baseName() {
-    return state.fileName.replace(/\.[^.]+$/, "") || "image";
-  }
-
   // Models ----------------------------------------------------------------------------------
   async function refreshModels(models) {
     try {
       const list = models || await api.listModels();
+      state.models = new Map(list.map((model) => [model.id, model]));
+      const previous = modelSelect.value;
       fillModelSelect(modelSelect, list);
+      const model = state.models.get(modelSelect.value);
+      if (model && modelSelect.value !== previous) {
+        setModelDefaults({ ...model.parameters, ...model.config });
+      }
     } catch (error) {
       setStatus(status, `Could not load the model list. ${describeError(error, "list")}`, "error");
     }
   }
 
-  return { refreshModels };
+  function setLimits(info) {
+    byId("drop-limit").textContent = `Up to ${formatBytes(info.max_body_bytes)}.`;
+  }
+
+  return { refreshModels, setLimits };
 }
 
-/** Replace the select's options, built-in mtcnn first; keep the selection when it still exists. */
+/** Replace the select's options, built-in mtcnn first; keep the selection if it still exists. */
 function fillModelSelect(select, models) {
   const previous = select.value;
   const sorted = [...models].sort((a, b) => rank(a) - rank(b)
-                                   || String(a.model_id).localeCompare(String(b.model_id)));
+                                   || String(a.name).localeCompare(String(b.name)));
   const options = sorted.map((model) => {
     const option = document.createElement("option");
-    option.value = model.model_id;
-    const label = model.name && model.name !== model.model_id
-      ? `${model.name} (${model.model_id})` : model.model_id;
-    option.textContent = model.builtin ? `${label} — built-in` : label;
+    option.value = model.id;
+    const label = model.name && model.name !== model.id ? `${model.name} (${model.id})` : model.id;
+    option.textContent = label + (model.builtin ? " — built-in" : "")
+      + (model.private ? " — private" : "");
     return option;
   });
   if (!options.length) return;
   select.replaceChildren(...options);
-  if (sorted.some((m) => m.model_id === previous)) select.value = previous;
+  if (sorted.some((m) => m.id === previous)) select.value = previous;
 }
 
 function rank(model) {
-  if (model.model_id === "mtcnn") return 0;
+  if (model.id === "mtcnn") return 0;
   return model.builtin ? 1 : 2;
-}
-
-function formatBytes(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }

@@ -52,6 +52,10 @@ export function describeError(error, context) {
   const parts = [headline];
   const detail = error.problem && error.problem.detail;
   if (detail && status !== 0) parts.push(String(detail).trim().replace(/([^.!?])$/, "$1."));
+  const problem = error.problem || {};
+  if (status === 413 && problem.unit === "bytes" && Number.isFinite(problem.limit)) {
+    parts.push(`The limit is ${formatBytes(problem.limit)}.`);
+  }
   const advice = (ADVICE[context] || {})[status];
   if (advice) parts.push(advice);
   if ((status === 429 || status === 503) && error.retryAfter !== null) {
@@ -59,5 +63,13 @@ export function describeError(error, context) {
   } else if (status === 429 || status === 503) {
     parts.push("Try again in a moment.");
   }
+  if (status >= 500 && problem.request_id) parts.push(`Request id: ${problem.request_id}.`);
   return status ? `${parts.join(" ")} (HTTP ${status})` : parts.join(" ");
+}
+
+/** Bytes for people: "512 B", "3.2 KiB", "32.0 MiB". */
+export function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }

@@ -1,7 +1,7 @@
 // The Models tab: upload a model (its keys are shown once), list models, delete one.
 
 import * as api from "./api.js";
-import { describeError } from "./messages.js";
+import { describeError, formatBytes } from "./messages.js";
 import { byId, formatDate, setStatus } from "./ui.js";
 
 /**
@@ -30,14 +30,14 @@ export function setupModels(onModels) {
   function renderTable(models) {
     const rows = models.map((model) => {
       const row = document.createElement("tr");
-      row.dataset.modelId = model.model_id;
+      row.dataset.modelId = model.id;
       const id = document.createElement("code");
-      id.textContent = model.model_id;
+      id.textContent = model.id;
       const cells = [
         id,
         model.name || "",
         model.description || "",
-        formatDate(model.created_at ?? model.created),
+        formatDate(model.created_at),
         describeUsage(model),
       ];
       for (const content of cells) {
@@ -51,8 +51,8 @@ export function setupModels(onModels) {
         button.type = "button";
         button.className = "danger small";
         button.textContent = "Delete";
-        button.setAttribute("aria-label", `Delete model ${model.model_id}`);
-        button.addEventListener("click", () => openDelete(model.model_id));
+        button.setAttribute("aria-label", `Delete model ${model.id}`);
+        button.addEventListener("click", () => openDelete(model.id));
         actions.append(button);
       } else {
         actions.textContent = "built-in";
@@ -81,10 +81,13 @@ export function setupModels(onModels) {
         name: byId("model-name").value.trim(),
         description: byId("model-description").value.trim(),
         isPrivate: byId("model-private").checked,
+        token: byId("upload-token").value.trim(),
       });
       showKeys(created);
       setStatus(uploadStatus, `Model ${created.model_id} uploaded.`, "ok");
+      const token = byId("upload-token").value;
       uploadForm.reset();
+      byId("upload-token").value = token;
       await refresh();
     } catch (error) {
       setStatus(uploadStatus, describeError(error, "upload"), "error");
@@ -177,16 +180,24 @@ export function setupModels(onModels) {
   });
 
   byId("refresh-models").addEventListener("click", refresh);
-  return { refresh };
+
+  /** Show the server's model size limit and, if it wants one, the upload token field. */
+  function setLimits(info) {
+    byId("model-limit").textContent = `Up to ${formatBytes(info.max_model_bytes)}.`;
+    byId("upload-token-field").hidden = !info.upload_token_required;
+  }
+
+  return { refresh, setLimits };
 }
 
+/** "12 runs, 15 faces, 1 error · mean 210 ms" from the model's usage counters. */
 function describeUsage(model) {
-  const usage = model.usage ?? model.usage_count ?? model.runs;
-  if (usage === null || usage === undefined) return "—";
-  if (typeof usage === "number") return usage === 1 ? "1 run" : `${usage} runs`;
-  if (typeof usage === "object") {
-    const count = usage.count ?? usage.runs ?? usage.invocations;
-    return typeof count === "number" ? `${count} runs` : JSON.stringify(usage);
-  }
-  return String(usage);
+  const usage = model.usage;
+  if (!usage || typeof usage.calls !== "number") return "—";
+  const plural = (n, word) => (n === 1 ? `1 ${word}` : `${n} ${word}s`);
+  const parts = [plural(usage.calls, "run"), plural(usage.faces ?? 0, "face")];
+  if (usage.errors) parts.push(plural(usage.errors, "error"));
+  const text = parts.join(", ");
+  return typeof usage.mean_latency_ms === "number"
+    ? `${text} · mean ${usage.mean_latency_ms.toFixed(0)} ms` : text;
 }

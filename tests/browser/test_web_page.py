@@ -1,0 +1,283 @@
+"""The web page at ``/``, end to end: real server, real headless Chromium (see conftest.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.timeout(120)
+
+# Luminance variance of the displayed picture inside a box (x1, y1, x2, y2 in image pixels).
+_BOX_VARIANCE_JS = """([x1, y1, x2, y2]) => {
+  const img = document.getElementById("picture");
+  const canvas = document.createElement("canvas");
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const context = canvas.getContext("2d");
+  context.drawImage(img, 0, 0);
+  const w = Math.round(x2 - x1), h = Math.round(y2 - y1);
+  const data = context.getImageData(Math.round(x1), Math.round(y1), w, h).data;
+  let sum = 0, squares = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    const y = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+    sum += y;
+    squares += y * y;
+  }
+  const n = data.length / 4;
+  return squares / n - (sum / n) ** 2;
+}"""
+
+
+def _is_post(response: Any, fragment: str) -> bool:
+    return response.request.method == "POST" and fragment in response.url
+
+
+def _detect(page: Any, trigger: Any) -> dict[str, Any]:
+    """Run ``trigger`` and return the JSON of the detect request it causes, once it is shown."""
+    with page.expect_response(lambda r: _is_post(r, "/detect")) as response:
+        trigger()
+    assert response.value.status == 200
+    result: dict[str, Any] = response.value.json()
+    page.wait_for_selector("#stage[data-state=done]")
+    return result
+
+
+def _status_text(page: Any, selector: str, contains: str) -> str:
+    page.wait_for_function(
+        "([s, t]) => document.querySelector(s).textContent.includes(t)", arg=[selector, contains]
+    )
+    text: str = page.inner_text(selector)
+    return text
+
+
+def test_detect_draws_one_box_per_face_and_hover_shows_score(
+    page: Any, astronaut: Path, tmp_path: Path
+) -> None:
+    result = _detect(page, lambda: page.set_input_files("#file-input", astronaut))
+
+    assert result["model_id"] == "mtcnn"
+    assert len(result["faces"]) == 1
+    assert page.locator("#overlay .face").count() == len(result["faces"])
+    assert page.locator("#overlay .face .landmark").count() == 5
+    assert page.inner_text("#face-count") == "1 face"
+    timing = page.inner_text("#timing")
+    assert "server" in timing and "round trip" in timing and "ms" in timing
+    # The overlay covers the picture exactly, and the box sits where the JSON says.
+    picture = page.locator("#picture").bounding_box()
+    box = page.locator("#overlay .face .box").bounding_box()
+    scale = picture["width"] / result["width"]
+    x1, y1, x2, y2 = result["faces"][0]["box"]
+    stroke = 2  # px, not scaled: half of it on each side of the outline
+    assert box["x"] + stroke / 2 == pytest.approx(picture["x"] + x1 * scale, abs=1)
+    assert box["y"] + stroke / 2 == pytest.approx(picture["y"] + y1 * scale, abs=1)
+    assert box["width"] - stroke == pytest.approx((x2 - x1) * scale, abs=1)
+    assert box["height"] - stroke == pytest.approx((y2 - y1) * scale, abs=1)
+
+    assert page.locator("#tooltip").is_hidden()
+    page.hover("#overlay .face .box")
+    tooltip = page.locator("#tooltip")
+    assert tooltip.is_visible()
+    assert f"{result['faces'][0]['score']:.4f}" in tooltip.inner_text()
+
+    shot = tmp_path / "detect.png"
+    page.screenshot(path=str(shot))
+    assert Image.open(shot).size == (1280, 900)
+
+
+def test_changed_parameters_reach_the_server(page: Any, astronaut: Path) -> None:
+    _detect(page, lambda: page.set_input_files("#file-input", astronaut))
+    page.fill("#min-size", "40")
+    page.fill("#threshold-p", "0.5")
+    page.fill("#threshold-o", "0.95")
+    page.fill("#factor", "0.6")
+
+    result = _detect(page, lambda: page.click("#detect-button"))
+
+    assert result["parameters"]["min_size"] == 40
+    assert result["parameters"]["thresholds"] == [0.5, 0.7, 0.95]
+    assert result["parameters"]["factor"] == pytest.approx(0.6)
+    assert page.locator("#overlay .face").count() == len(result["faces"])
+    # The slider follows its number input.
+    assert page.input_value("#min-size-range") == "40"
+
+
+def test_reset_restores_the_default_parameters(page: Any, astronaut: Path) -> None:
+    _detect(page, lambda: page.set_input_files("#file-input", astronaut))
+    page.fill("#threshold-r", "0.9")
+    page.fill("#min-size", "55")
+
+    result = _detect(page, lambda: page.click("#reset-params"))
+
+    assert result["parameters"]["min_size"] == 20
+    assert result["parameters"]["thresholds"] == [0.6, 0.7, 0.7]
+    assert page.input_value("#threshold-r") == "0.7"
+
+
+def test_blur_mode_shows_the_server_blurred_image(page: Any, astronaut: Path) -> None:
+    result = _detect(page, lambda: page.set_input_files("#file-input", astronaut))
+    box = result["faces"][0]["box"]
+    source = page.get_attribute("#picture", "src")
+    sharp = page.evaluate(_BOX_VARIANCE_JS, box)
+
+    with page.expect_response(lambda r: _is_post(r, "/blur")) as blurred:
+        _detect(page, lambda: page.click("label[for=mode-blur]"))
+    assert blurred.value.status == 200
+    assert blurred.value.headers["content-type"].startswith("image/")
+
+    assert page.get_attribute("#picture", "src") != source
+    assert page.evaluate(_BOX_VARIANCE_JS, box) < 0.5 * sharp
+    # Boxes are not drawn over the blurred faces, but hovering still tells the score.
+    assert page.locator("#overlay.quiet .face").count() == 1
+    page.hover("#overlay .face .box")
+    assert f"{result['faces'][0]['score']:.4f}" in page.inner_text("#tooltip")
+
+
+def test_downloads_give_the_json_and_the_annotated_image(
+    page: Any, astronaut: Path
+) -> None:
+    result = _detect(page, lambda: page.set_input_files("#file-input", astronaut))
+
+    with page.expect_download() as json_download:
+        page.click("#download-json")
+    assert json_download.value.suggested_filename == "scikit-image__astronaut.faces.json"
+    saved = json.loads(Path(json_download.value.path()).read_text())
+    assert saved == result
+
+    with page.expect_download() as image_download:
+        page.click("#download-image")
+    assert image_download.value.suggested_filename == "scikit-image__astronaut.boxes.png"
+    annotated = np.asarray(Image.open(image_download.value.path()).convert("RGB"), np.int16)
+    original = np.asarray(Image.open(astronaut).convert("RGB"), np.int16)
+    assert annotated.shape == original.shape
+    x1, y1, x2, y2 = (round(v) for v in result["faces"][0]["box"])
+    changed = np.abs(annotated - original).sum(axis=2) > 60
+    assert changed[y1:y2, x1 - 1 : x1 + 2].any(axis=1).all()  # the box's left edge is drawn
+    assert not changed[: y1 - 5].any()  # nothing above the face
+
+
+def test_non_image_upload_shows_the_400_message(page: Any) -> None:
+    page.set_input_files(
+        "#file-input",
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"}],
+    )
+    text = _status_text(page, "#detect-status", "HTTP 400")
+    assert "could not use this input" in text
+    assert "not in a recognised image format" in text  # the problem's detail
+    assert page.get_attribute("#stage", "data-state") == "error"
+
+
+def test_oversized_image_shows_the_413_message(
+    page: Any, live_server: Any, tmp_path: Path
+) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
+    path = tmp_path / "noise.png"
+    Image.fromarray(noise).save(path)
+    assert path.stat().st_size > live_server.max_body_bytes
+
+    page.set_input_files("#file-input", path)
+
+    text = _status_text(page, "#detect-status", "HTTP 413")
+    assert "Too large" in text
+    assert f"{live_server.max_body_bytes / 2**20:.1f} MiB" in text  # the limit, for people
+
+
+def test_models_tab_uploads_lists_and_deletes_a_model(page: Any, new_bundle_zip: Path) -> None:
+    page.click("#tab-models")
+    page.wait_for_selector("#models-body tr[data-model-id=mtcnn]")
+    page.set_input_files("#model-file", new_bundle_zip)
+    page.fill("#model-name", "nudged")
+    page.fill("#model-description", "MTCNN with one bias nudged, for the page test")
+
+    with page.expect_response(lambda r: _is_post(r, "/api/models")) as response:
+        page.click("#upload-button")
+    assert response.value.status == 201
+    created = response.value.json()
+    model_id = created["model_id"]
+
+    # The keys are shown, once, with the warning.
+    assert page.locator("#upload-result").is_visible()
+    assert "not shown again" in page.inner_text("#upload-result")
+    assert page.inner_text("#new-model-id") == model_id
+    assert page.inner_text("#new-admin-key") == created["admin_key"]
+    row = page.locator(f"#models-body tr[data-model-id='{model_id}']")
+    row.wait_for()
+    assert "nudged" in row.inner_text() and "bias nudged" in row.inner_text()
+    assert page.locator(f"#model-select option[value='{model_id}']").count() == 1
+    page.click("#dismiss-keys")
+    assert page.locator("#upload-result").is_hidden()
+    assert created["admin_key"] not in page.content()
+
+    # A wrong admin key is refused with a message; the right one deletes the model.
+    row.get_by_role("button", name=f"Delete model {model_id}").click()
+    page.fill("#admin-key", "not-the-key")
+    page.click("#delete-confirm")
+    assert "HTTP 403" in _status_text(page, "#delete-status", "HTTP 403")
+    page.fill("#admin-key", created["admin_key"])
+    with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+        page.click("#delete-confirm")
+    assert deleted.value.status == 204
+    row.wait_for(state="detached")
+    assert page.locator("#delete-dialog").is_hidden()
+    assert page.locator(f"#model-select option[value='{model_id}']").count() == 0
+    assert "deleted" in page.inner_text("#models-status")
+
+
+def test_uploading_existing_weights_shows_the_409_message(
+    page: Any, live_server: Any, builtin_bundle_zip: Path
+) -> None:
+    first = httpx.post(
+        f"{live_server.url}/api/models",
+        files={"file": (builtin_bundle_zip.name, builtin_bundle_zip.read_bytes())},
+        timeout=60,
+    )
+    assert first.status_code == 201, first.text
+    page.click("#tab-models")
+    page.set_input_files("#model-file", builtin_bundle_zip)
+    page.click("#upload-button")
+    text = _status_text(page, "#upload-status", "HTTP 409")
+    assert "already registered" in text
+    assert page.locator("#upload-result").is_hidden()
+
+
+def test_tabs_follow_the_keyboard_and_the_url_hash(page: Any, live_server: Any) -> None:
+    page.focus("#tab-detect")
+    page.keyboard.press("ArrowRight")
+    assert page.locator("#panel-models").is_visible()
+    assert page.locator("#panel-detect").is_hidden()
+    assert page.evaluate("document.activeElement.id") == "tab-models"
+    assert page.url.endswith("#models")
+    page.goto(f"{live_server.url}/#detect")
+    assert page.locator("#panel-detect").is_visible()
+
+
+def test_page_loads_nothing_from_other_hosts(browser_context: Any, live_server: Any) -> None:
+    tab = browser_context.new_page()
+    hosts: set[str] = set()
+    tab.on("request", lambda request: hosts.add(request.url.split("/")[2]))
+    tab.goto(f"{live_server.url}/")
+    tab.wait_for_selector("html[data-ready=true]")
+    tab.wait_for_load_state("networkidle")
+    tab.close()
+    assert hosts == {live_server.url.split("/")[2]}
+
+
+def test_downloaded_json_is_valid_for_an_image_without_faces(page: Any) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 180, 160)).save(buffer, "PNG")
+    result = _detect(
+        page,
+        lambda: page.set_input_files(
+            "#file-input",
+            files=[{"name": "plain.png", "mimeType": "image/png", "buffer": buffer.getvalue()}],
+        ),
+    )
+    assert result["faces"] == [] and (result["width"], result["height"]) == (64, 48)
+    assert page.inner_text("#face-count") == "0 faces"
+    assert page.locator("#overlay .face").count() == 0
