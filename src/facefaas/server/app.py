@@ -11,10 +11,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from facefaas._version import __version__
 from facefaas.server.problems import install_problem_handlers
@@ -44,6 +49,26 @@ _KEY_HEADERS = [
     "SSVM-Description",
 ]
 _EXPOSED_HEADERS = ["Retry-After", REQUEST_ID_HEADER, "X-Face-Count", "Server-Timing"]
+
+
+class _Page(StaticFiles):
+    """The web page, mounted at ``/`` after every route.
+
+    Under ``/api/`` nothing is a file: a path that a route serves with another method is a 405,
+    any other a 404, whatever the method (StaticFiles alone would answer 405 to any POST).
+    """
+
+    def __init__(self, routes: list[BaseRoute], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._routes = routes
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if path.replace("\\", "/").lstrip("/").startswith("api/"):
+            partial = [r for r in self._routes if r.matches(scope)[0] == Match.PARTIAL]
+            if partial:
+                raise HTTPException(status_code=405)
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
 
 
 def create_app(settings: Settings | None = None, *, reconcile: bool | None = None) -> FastAPI:
@@ -78,7 +103,8 @@ def create_app(settings: Settings | None = None, *, reconcile: bool | None = Non
     for router in (ops.router, run.router, models.router, seed.router):
         app.include_router(router)
     # Last: the page at / must not shadow any route. Missing files are 404 problems.
-    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="static")
+    page = _Page(app.router.routes, directory=STATIC_DIR, html=True, check_dir=False)
+    app.mount("/", page, name="static")
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

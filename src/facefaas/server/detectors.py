@@ -31,10 +31,12 @@ class DetectorCache:
         factory: Callable[[Path], Detector] | None = None,
     ) -> None:
         self.size = size
+        # One name may be an alias ("cuda", "auto"); several are ONNX Runtime provider names.
+        chosen: str | list[str] | None = None
+        if providers:
+            chosen = providers[0] if len(providers) == 1 else list(providers)
         self._factory = factory or (
-            lambda path: Detector(
-                str(path), providers=list(providers or []) or None, threads=threads
-            )
+            lambda path: Detector(str(path), providers=chosen, threads=threads)
         )
         self._items: OrderedDict[Key, Detector] = OrderedDict()
         self._loading: dict[Key, threading.Lock] = {}

@@ -159,9 +159,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        # Sent from outside the request-id middleware, so the header is set here.
         return problem_response(
             500, "internal error; the request id is in the logs", code="internal-error",
-            request=request,
+            request=request, headers={"X-Request-ID": current_request_id()},
         )  # fmt: skip
 
     app.add_exception_handler(FacefaasError, on_facefaas)

@@ -8,7 +8,7 @@ which validates again.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -56,7 +56,7 @@ class ModelConfig(BaseModel):
     min_size: float | None = Field(
         default=None, ge=6, le=100_000, description="smallest face side, px"
     )
-    thresholds: list[float] | None = Field(
+    thresholds: list[Annotated[float, Field(ge=0, lt=1)]] | None = Field(
         default=None, min_length=3, max_length=3, description="P/R/O-Net thresholds, each in [0, 1)"
     )
     factor: float | None = Field(default=None, gt=0.1, le=0.95, description="pyramid scale step")

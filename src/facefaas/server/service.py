@@ -90,6 +90,16 @@ class Service:
     async def start(self, *, reconcile: bool) -> None:
         """Open the registry (reconciling it if this process owns startup), load the default."""
         settings = self.settings
+        if settings.providers:
+            # Fail the startup, loudly, when an accelerator asked for is not there.
+            import onnxruntime
+
+            from facefaas.runtime.providers import resolve_providers
+
+            wanted = settings.providers
+            resolve_providers(
+                wanted[0] if len(wanted) == 1 else wanted, onnxruntime.get_available_providers()
+            )
         self._registry = await run_in_threadpool(
             Registry.open, settings.data_dir, settings.database_url
         )
