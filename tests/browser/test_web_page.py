@@ -57,34 +57,54 @@ def _status_text(page: Any, selector: str, contains: str) -> str:
     return text
 
 
+@pytest.fixture
+def two_astronauts(astronaut: Path, tmp_path: Path) -> Path:
+    """The astronaut beside her mirror image (1024 x 512 JPEG): two faces."""
+    single = Image.open(astronaut).convert("RGB")
+    pair = Image.new("RGB", (single.width * 2, single.height))
+    pair.paste(single, (0, 0))
+    pair.paste(single.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (single.width, 0))
+    path = tmp_path / "two-astronauts.jpg"
+    pair.save(path, quality=90)
+    return path
+
+
 def test_detect_draws_one_box_per_face_and_hover_shows_score(
-    page: Any, astronaut: Path, tmp_path: Path
+    page: Any, two_astronauts: Path, tmp_path: Path
 ) -> None:
-    result = _detect(page, lambda: page.set_input_files("#file-input", astronaut))
+    result = _detect(page, lambda: page.set_input_files("#file-input", two_astronauts))
 
     assert result["model_id"] == "mtcnn"
-    assert len(result["faces"]) == 1
+    assert (result["width"], result["height"]) == (1024, 512)
+    assert len(result["faces"]) == 2
     assert page.locator("#overlay .face").count() == len(result["faces"])
-    assert page.locator("#overlay .face .landmark").count() == 5
-    assert page.inner_text("#face-count") == "1 face"
+    assert page.locator("#overlay .face .landmark").count() == 5 * len(result["faces"])
+    assert page.inner_text("#face-count") == "2 faces"
     timing = page.inner_text("#timing")
     assert "server" in timing and "round trip" in timing and "ms" in timing
-    # The overlay covers the picture exactly, and the box sits where the JSON says.
+    # The overlay is scaled with the picture, and each box sits where the JSON says.
     picture = page.locator("#picture").bounding_box()
-    box = page.locator("#overlay .face .box").bounding_box()
     scale = picture["width"] / result["width"]
-    x1, y1, x2, y2 = result["faces"][0]["box"]
+    assert picture["height"] == pytest.approx(result["height"] * scale, abs=1)
     stroke = 2  # px, not scaled: half of it on each side of the outline
-    assert box["x"] + stroke / 2 == pytest.approx(picture["x"] + x1 * scale, abs=1)
-    assert box["y"] + stroke / 2 == pytest.approx(picture["y"] + y1 * scale, abs=1)
-    assert box["width"] - stroke == pytest.approx((x2 - x1) * scale, abs=1)
-    assert box["height"] - stroke == pytest.approx((y2 - y1) * scale, abs=1)
+    for index, face in enumerate(result["faces"]):
+        box = page.locator(f"#overlay .face[data-index='{index}'] .box").bounding_box()
+        x1, y1, x2, y2 = face["box"]
+        assert box["x"] + stroke / 2 == pytest.approx(picture["x"] + x1 * scale, abs=1)
+        assert box["y"] + stroke / 2 == pytest.approx(picture["y"] + y1 * scale, abs=1)
+        assert box["width"] - stroke == pytest.approx((x2 - x1) * scale, abs=1)
+        assert box["height"] - stroke == pytest.approx((y2 - y1) * scale, abs=1)
 
-    assert page.locator("#tooltip").is_hidden()
-    page.hover("#overlay .face .box")
     tooltip = page.locator("#tooltip")
-    assert tooltip.is_visible()
-    assert f"{result['faces'][0]['score']:.4f}" in tooltip.inner_text()
+    assert tooltip.is_hidden()
+    for index, face in enumerate(result["faces"]):
+        page.hover(f"#overlay .face[data-index='{index}'] .box")
+        assert tooltip.is_visible()
+        assert tooltip.inner_text() == f"Face {index + 1} · score {face['score']:.4f}"
+    page.mouse.move(0, 0)
+    assert tooltip.is_hidden()
+    page.focus("#overlay .face[data-index='1']")  # keyboard users get the same tooltip
+    assert tooltip.inner_text().startswith("Face 2 · score")
 
     shot = tmp_path / "detect.png"
     page.screenshot(path=str(shot))
@@ -139,9 +159,7 @@ def test_blur_mode_shows_the_server_blurred_image(page: Any, astronaut: Path) ->
     assert f"{result['faces'][0]['score']:.4f}" in page.inner_text("#tooltip")
 
 
-def test_downloads_give_the_json_and_the_annotated_image(
-    page: Any, astronaut: Path
-) -> None:
+def test_downloads_give_the_json_and_the_annotated_image(page: Any, astronaut: Path) -> None:
     result = _detect(page, lambda: page.set_input_files("#file-input", astronaut))
 
     with page.expect_download() as json_download:
@@ -159,6 +177,7 @@ def test_downloads_give_the_json_and_the_annotated_image(
     x1, y1, x2, y2 = (round(v) for v in result["faces"][0]["box"])
     changed = np.abs(annotated - original).sum(axis=2) > 60
     assert changed[y1:y2, x1 - 1 : x1 + 2].any(axis=1).all()  # the box's left edge is drawn
+    assert changed[y1:y2, x2 - 2 : x2 + 1].any(axis=1).all()  # and its right edge
     assert not changed[: y1 - 5].any()  # nothing above the face
 
 
@@ -173,9 +192,7 @@ def test_non_image_upload_shows_the_400_message(page: Any) -> None:
     assert page.get_attribute("#stage", "data-state") == "error"
 
 
-def test_oversized_image_shows_the_413_message(
-    page: Any, live_server: Any, tmp_path: Path
-) -> None:
+def test_oversized_image_shows_the_413_message(page: Any, live_server: Any, tmp_path: Path) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
     path = tmp_path / "noise.png"
     Image.fromarray(noise).save(path)

@@ -93,7 +93,18 @@ export function setupDetect() {
     stage.dataset.state = "done";
   }
 
+  function showNoResult(text) {
+    state.result = null;
+    tooltip.hide();
+    byId("figure").hidden = true;
+    byId("stage-empty").textContent = text;
+    byId("stage-empty").hidden = false;
+    byId("download-image").disabled = true;
+    byId("download-json").disabled = true;
+  }
+
   async function run() {
+    clearTimeout(state.timer);
     if (!state.file) return;
     const params = readParams();
     if (params.error) {
@@ -125,6 +136,7 @@ export function setupDetect() {
       setStatus(status, "", "");
     } catch (error) {
       if (error.name === "AbortError" || sequence !== state.sequence) return;
+      showNoResult("No result: see the message above.");
       stage.dataset.state = "error";
       setStatus(status, describeError(error, "detect"), "error");
       if (error.status === 404) refreshModels();
@@ -162,14 +174,9 @@ export function setupDetect() {
 
   // Inputs ----------------------------------------------------------------------------------
   fileInput.addEventListener("change", () => setFile(fileInput.files[0]));
+  // The whole zone opens the picker for pointer users; keyboard users have the button.
   dropZone.addEventListener("click", (event) => {
-    if (!event.target.closest("label, input")) fileInput.click();
-  });
-  dropZone.addEventListener("keydown", (event) => {
-    if (event.target === dropZone && (event.key === "Enter" || event.key === " ")) {
-      event.preventDefault();
-      fileInput.click();
-    }
+    if (event.target !== fileInput) fileInput.click();
   });
   for (const type of ["dragenter", "dragover"]) {
     dropZone.addEventListener(type, (event) => {

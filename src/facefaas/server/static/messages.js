@@ -51,7 +51,7 @@ export function describeError(error, context) {
   const headline = HEADLINES[status] || (status >= 500 ? HEADLINES[500] : `Error ${status}.`);
   const parts = [headline];
   const detail = error.problem && error.problem.detail;
-  if (detail && status !== 0) parts.push(String(detail).trim().replace(/([^.!?])$/, "$1."));
+  if (detail && status !== 0) parts.push(sentence(String(detail)));
   const problem = error.problem || {};
   if (status === 413 && problem.unit === "bytes" && Number.isFinite(problem.limit)) {
     parts.push(`The limit is ${formatBytes(problem.limit)}.`);
@@ -65,6 +65,12 @@ export function describeError(error, context) {
   }
   if (status >= 500 && problem.request_id) parts.push(`Request id: ${problem.request_id}.`);
   return status ? `${parts.join(" ")} (HTTP ${status})` : parts.join(" ");
+}
+
+/** "the data is bad" -> "The data is bad." */
+function sentence(text) {
+  const trimmed = text.trim();
+  return trimmed.charAt(0).toUpperCase() + trimmed.slice(1).replace(/([^.!?])$/, "$1.");
 }
 
 /** Bytes for people: "512 B", "3.2 KiB", "32.0 MiB". */

@@ -171,6 +171,7 @@ export function setupModels(onModels) {
       dialog.close();
       await refresh();
       setStatus(listStatus, `Model ${deleting} deleted.`, "ok");
+      byId("refresh-models").focus(); // its row, and the button that opened the dialog, are gone
     } catch (error) {
       setStatus(dialogStatus, describeError(error, "delete"), "error");
       if (error.status === 404) await refresh();
