@@ -25,8 +25,8 @@ from PIL import Image
 
 pytest.importorskip("fastapi", reason="the server extra is not installed")
 
-from facefaas.server import create_app  # noqa: E402
-from facefaas.settings import Settings  # noqa: E402
+from facefaas.server import create_app
+from facefaas.settings import Settings
 
 STARTUP_TIMEOUT_S = 60.0
 MiB = 1024 * 1024
@@ -214,7 +214,9 @@ def upload(http: httpx.Client, model: bytes, **fields: Any) -> dict[str, Any]:
     return body
 
 
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+def assert_problem(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
     """``response`` is a problem+json of ``status`` (and ``code``), without a stack trace."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")

@@ -15,9 +15,9 @@ from facefaas.server import create_app
 from facefaas.settings import Settings
 
 from .conftest import (
-    MiB,
     TEST_LIMITS,
     LiveServer,
+    MiB,
     ServerFactory,
     assert_problem,
     encode,
@@ -85,9 +85,13 @@ def test_unusable_input_is_400(http: httpx.Client, call: Request, code: str) -> 
         {"no_such_parameter": "1"},
     ],
 )
-def test_bad_parameters_are_422(http: httpx.Client, blank_png: bytes, query: dict[str, str]) -> None:
+def test_bad_parameters_are_422(
+    http: httpx.Client, blank_png: bytes, query: dict[str, str]
+) -> None:
     body = assert_problem(
-        http.post("/api/run/mtcnn/detect", content=blank_png, params=query), 422, "invalid-parameter"
+        http.post("/api/run/mtcnn/detect", content=blank_png, params=query),
+        422,
+        "invalid-parameter",
     )
     assert body["errors"] and "input" not in body["errors"][0]
 

@@ -132,7 +132,9 @@ def test_max_faces_keeps_the_largest(http: httpx.Client, solvay: bytes) -> None:
     assert sorted((area(f) for f in two["faces"]), reverse=True) == pytest.approx(largest)
 
 
-def test_exif_orientation_is_applied_and_reported(http: httpx.Client, hopper_rotated: bytes) -> None:
+def test_exif_orientation_is_applied_and_reported(
+    http: httpx.Client, hopper_rotated: bytes
+) -> None:
     body = http.post("/api/run/mtcnn/detect", content=hopper_rotated).json()
     assert body["image"]["orientation"] == 6
     assert body["image"]["orientation_applied"] is True
@@ -212,12 +214,12 @@ def test_crops_json_has_one_chip_per_face(http: httpx.Client, hopper: bytes) -> 
     assert len(body["crops"]) == len(body["faces"]) == 1
     chip = body["crops"][0]
     assert chip["media_type"] == "image/png" or chip["media_type"] == "image/jpeg"
-    assert decode(base64.b64decode(chip["data"])).size == (64, 64) == (chip["width"], chip["height"])
+    assert (
+        decode(base64.b64decode(chip["data"])).size == (64, 64) == (chip["width"], chip["height"])
+    )
 
 
-@pytest.mark.parametrize(
-    ("query", "accept"), [({"zip": "true"}, None), ({}, "application/zip")]
-)
+@pytest.mark.parametrize(("query", "accept"), [({"zip": "true"}, None), ({}, "application/zip")])
 def test_crops_zip_holds_chips_and_faces_json(
     http: httpx.Client, hopper: bytes, query: dict[str, str], accept: str | None
 ) -> None:
@@ -259,5 +261,7 @@ def test_batch_takes_json_base64_images(http: httpx.Client, hopper: bytes) -> No
 def test_request_id_is_echoed_or_made(http: httpx.Client, blank_png: bytes) -> None:
     echoed = http.post("/api/run/mtcnn/detect", content=blank_png, headers={"X-Request-ID": "ab-1"})
     assert echoed.headers["x-request-id"] == "ab-1"
-    made = http.post("/api/run/mtcnn/detect", content=blank_png, headers={"X-Request-ID": "bad id!"})
+    made = http.post(
+        "/api/run/mtcnn/detect", content=blank_png, headers={"X-Request-ID": "bad id!"}
+    )
     assert made.headers["x-request-id"] != "bad id!" and len(made.headers["x-request-id"]) == 32

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from facefaas.models.bundle import MANIFEST_FILE, NETWORK_FILES
+from facefaas.models.bundle import read_bundle
+from facefaas.models.export import bundle_zip
 from facefaas.registry import CreatedModel as CreatedRecord
 from facefaas.registry import ModelRecord
 from facefaas.server.inputs import read_body, read_payload
@@ -195,14 +194,8 @@ async def bundle(model_id: str, service: ServiceDep, keys: Keys) -> Response:
 
 
 def _bundle_zip(service: Service, record: ModelRecord) -> bytes:
-    path = service.registry.bundle_path(record)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in (*NETWORK_FILES.values(), MANIFEST_FILE):
-            data = (path / name).read_bytes()
-            if name == MANIFEST_FILE:
-                manifest = json.loads(data)
-                manifest.update(name=record.name, description=record.description)
-                data = json.dumps(manifest, indent=2).encode()
-            archive.writestr(name, data)
-    return buffer.getvalue()
+    bundle = read_bundle(service.registry.bundle_path(record))
+    manifest = dataclasses.replace(
+        bundle.manifest, name=record.name, description=record.description
+    )
+    return bundle_zip(bundle.weights(), manifest)
