@@ -168,6 +168,13 @@ def _make_dtype(name: Any, align: Any = False, copy: Any = False) -> PendingDtyp
     return PendingDtype(name)
 
 
+def _empty_bytes(*args: Any) -> bytes:
+    # Python 3 pickles b"" for protocol 2 as __builtin__.bytes().
+    if args:
+        raise ModelFormatError("pickle calls bytes() with arguments, which is not allowed")
+    return b""
+
+
 def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
     # Python 3 pickles bytes for protocol 2 as _codecs.encode(str, "latin1").
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
@@ -216,6 +223,8 @@ _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 ALLOWED_GLOBALS: Mapping[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): _ordered_dict,
     ("_codecs", "encode"): _latin1_encode,
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
     ("numpy", "ndarray"): NDARRAY,
     ("numpy", "dtype"): _make_dtype,
     **{(module, "_reconstruct"): _reconstruct for module in _NUMPY_MODULES},

@@ -56,11 +56,11 @@ def _safe_name(raw: str) -> str:
 def _check_entry_type(info: zipfile.ZipInfo) -> None:
     if info.flag_bits & 0x1:
         raise ModelFormatError(f"zip entry {info.filename!r} is encrypted")
-    mode = info.external_attr >> 16
-    if info.create_system == 3 and mode:  # Unix attributes are recorded
-        if stat.S_ISLNK(mode):
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if info.create_system == 3 and kind:  # Unix attributes with a file type are recorded
+        if kind == stat.S_IFLNK:
             raise ModelFormatError(f"zip entry {info.filename!r} is a symbolic link")
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        if kind not in (stat.S_IFREG, stat.S_IFDIR):
             raise ModelFormatError(f"zip entry {info.filename!r} is not a regular file")
 
 
