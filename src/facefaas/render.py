@@ -112,9 +112,9 @@ def annotate(
     The defaults give the seed's picture exactly: a 1-pixel pure green outline from
     ``(int(x1), int(y1))`` to ``(int(x2) - 1, int(y2) - 1)``, clipped to the image, nothing else
     drawn. ``thickness`` (pixels, 1..64) grows the outline inward; ``landmarks`` adds a filled dot
-    on each of the five points; ``scores`` writes the score (three decimals) in Pillow's default
-    font (larger on images over 600 px) on a label in the box colour, with black or white text
-    whichever contrasts more, above the box (inside it when there is no room above).
+    on each of the five points; ``scores`` writes the score (three decimals, truncated) in
+    Pillow's default font (larger on images over 600 px) on a label in the box colour, with black
+    or white text whichever contrasts more, above the box (inside it when there is no room).
     """
     img = as_image(image)
     _check_size(img, faces)
@@ -133,7 +133,8 @@ def annotate(
     if scores:
         font = _label_font(img.size)
         for rect, score in zip(rects, faces.scores.tolist(), strict=True):
-            _draw_label(draw, rect, f"{score:.3f}", rgb, font)
+            # Truncated, not rounded: 0.9996 reads 0.999, never a score of 1.000 it did not get.
+            _draw_label(draw, rect, f"{math.floor(score * 1000) / 1000:.3f}", rgb, font)
     return img
 
 
