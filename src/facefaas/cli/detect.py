@@ -1,0 +1,400 @@
+"""``facefaas detect``: faces in files, folders or stdin; pictures and JSON out.
+
+A thin shell: images are decoded by :func:`facefaas.decode.load_image`, faces found by a
+:class:`facefaas.Detector` (or a server through :class:`facefaas.Client` with ``--remote``), and
+pictures made by :mod:`facefaas.render`. This module only finds the inputs, names the outputs
+and reports. Heavy imports happen inside the command, so ``--help`` stays instant.
+
+Exit status: 0 every image done (no faces is fine), 1 some images failed, 2 usage error,
+3 nothing processed (no images found, or every one failed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+__all__ = ["IMAGE_EXTENSIONS", "detect"]
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".mpo"}
+)
+"""File name endings (any case) picked up from folders; files named explicitly are always read."""
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_DONE = 0, 1, 3
+STDIN = "-"
+RESULTS_JSONL = "results.jsonl"
+_KEPT_SUFFIXES = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}  # others are written as .jpg
+
+_EXAMPLES = """
+Examples:
+
+\b
+  facefaas detect group.jpg                      print the faces found
+  facefaas detect photos/ -o boxed/              boxes drawn, same folder layout
+  facefaas detect photos/ -o out/ --jsonl --render none --skip-existing
+  facefaas detect photos/ -o private/ --render blur
+  cat in.jpg | facefaas detect - > out.jpg       the seed's function on a pipe
+  facefaas detect a.jpg --json --remote http://host:8000 --api-key $KEY
+"""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input image: ``source`` is ``None`` for stdin; ``name`` is how it is reported."""
+
+    source: Path | None
+    name: str
+    relative: Path  # where its outputs go under OUT, before the extension is decided
+
+
+@dataclass
+class Tally:
+    done: int = 0
+    failed: int = 0
+    faces: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def collect_inputs(paths: tuple[str, ...], *, recursive: bool) -> tuple[list[Item], list[str]]:
+    """The images named by ``paths`` (files, folders, ``-``) and ``path: message`` problems.
+
+    Folders are walked in sorted order (hidden files and folders skipped, symlinked folders not
+    followed); an item's ``relative`` path keeps the layout below the folder it was found in.
+    """
+    items: list[Item] = []
+    problems: list[str] = []
+    for text in paths:
+        if text == STDIN:
+            items.append(Item(None, STDIN, Path("stdin")))
+            continue
+        path = Path(text)
+        if path.is_dir():
+            items.extend(Item(p, str(p), p.relative_to(path)) for p in _walk(path, recursive))
+        elif path.is_file():
+            items.append(Item(path, text, Path(path.name)))
+        else:
+            problems.append(f"{text}: no such file or folder")
+    return items, problems
+
+
+def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                yield Path(root, name)
+
+
+def output_name(relative: Path, decoded_format: str | None) -> tuple[Path, str]:
+    """The rendered image's path under OUT and its format: ``.jpg``/``.jpeg``/``.png`` are kept,
+    anything else becomes ``.jpg`` (stdin: ``stdin.png`` for PNG input, else ``stdin.jpg``)."""
+    suffix = relative.suffix.lower()
+    if not suffix:  # stdin
+        suffix = ".png" if decoded_format == "PNG" else ".jpg"
+    if suffix not in _KEPT_SUFFIXES:
+        suffix = ".jpg"
+    return relative.with_suffix(suffix), _KEPT_SUFFIXES[suffix]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so --skip-existing never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+def _parse_detection_options(
+    min_size: float | None, thresholds: str | None, factor: float | None
+) -> dict[str, Any]:
+    """The options given, validated by :class:`facefaas.params.DetectionParams`."""
+    from facefaas.errors import ParameterError
+    from facefaas.params import DetectionParams
+
+    given = {"min_size": min_size, "thresholds": thresholds, "factor": factor}
+    given = {name: value for name, value in given.items() if value is not None}
+    try:
+        params = DetectionParams.from_mapping(given)
+    except ParameterError as exc:
+        raise click.UsageError(exc.message) from None
+    return {name: getattr(params, name) for name in given}
+
+
+def _local_backend(model: str | None, params: dict[str, Any]) -> Callable[[bytes, Any], Any]:
+    from facefaas.detector import Detector
+
+    source: Any = model or "mtcnn"
+    if Path(source).is_file():  # a model file or zip in any format `facefaas models import` reads
+        from facefaas.models.importing import import_model
+
+        source = import_model(Path(source), validate=False).weights
+    detector = Detector(source, **params)
+    return lambda data, decoded: detector(decoded)
+
+
+def _remote_backend(
+    url: str, api_key: str | None, model: str | None, params: dict[str, Any]
+) -> tuple[Callable[[bytes, Any], Any], Any]:
+    try:
+        from facefaas.client import Client
+    except ImportError as exc:  # httpx missing from a trimmed install
+        raise click.UsageError(
+            f"--remote needs the HTTP client, which failed to import: {exc}"
+        ) from None
+    client = Client(url, api_key=api_key)
+    extra = {"model": model} if model else {}
+    return (lambda data, decoded: client.detect(data, **extra, **params)), client
+
+
+@click.command(epilog=_EXAMPLES)
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option(
+    "-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for rendered images (and JSON), keeping the inputs' relative layout.",
+)  # fmt: skip
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON per image: OUT/<path>.json, or one array on stdout.",
+)
+@click.option(
+    "--jsonl",
+    "as_jsonl",
+    is_flag=True,
+    help="One JSON line per image: OUT/results.jsonl or stdout.",
+)
+@click.option(
+    "--render", type=click.Choice(["box", "blur", "pixelate", "none"]), default="box",
+    show_default=True, help="Picture to write: boxes drawn, faces blurred or pixelated, or none.",
+)  # fmt: skip
+@click.option("--min-size", type=float, help="Smallest face side to find, px [20].")
+@click.option("--thresholds", metavar="A,B,C", help="P-, R-, O-Net thresholds [0.6,0.7,0.7].")
+@click.option("--factor", type=float, help="Pyramid scale step [0.709].")
+@click.option("--landmarks", is_flag=True, help="Draw the five landmarks (--render box).")
+@click.option("--scores", is_flag=True, help="Write each face's score (--render box).")
+@click.option(
+    "--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders."
+)
+@click.option("--skip-existing", is_flag=True, help="Skip images whose outputs exist in OUT.")
+@click.option(
+    "--model", metavar="ID_OR_PATH",
+    help="Built-in model id, bundle folder or model file [mtcnn]; with --remote, a registry id.",
+)  # fmt: skip
+@click.option("--remote", metavar="URL", help="Detect on a facefaas server instead of locally.")
+@click.option(
+    "--api-key", envvar="FACEFAAS_API_KEY", help="Key for --remote [env FACEFAAS_API_KEY]."
+)
+def detect(
+    paths: tuple[str, ...], output: Path | None, as_json: bool, as_jsonl: bool, render: str,
+    min_size: float | None, thresholds: str | None, factor: float | None, landmarks: bool,
+    scores: bool, recursive: bool, skip_existing: bool, model: str | None, remote: str | None,
+    api_key: str | None,
+) -> None:  # fmt: skip
+    """Detect faces in images, folders (PATH) or stdin (-).
+
+    Without -o, prints a summary per image (or JSON with --json/--jsonl); an image read from
+    stdin is written to stdout with its faces drawn, like the seed's function. With -o OUT,
+    pictures (and --json files, or OUT/results.jsonl) are written there.
+    """
+    _check_usage(paths, output, as_json, as_jsonl, render, skip_existing)
+    params = _parse_detection_options(min_size, thresholds, factor)
+    items, problems = collect_inputs(paths, recursive=recursive)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if not items:
+        click.echo("no images to process", err=True)
+        raise SystemExit(EXIT_NOTHING_DONE)
+    from facefaas.errors import FacefaasError
+
+    closer: Any = None
+    try:
+        if remote:
+            backend, closer = _remote_backend(remote, api_key, model, params)
+        else:
+            backend = _local_backend(model, params)
+    except FacefaasError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(EXIT_NOTHING_DONE) from None
+    runner = _Runner(backend, output, as_json, as_jsonl, render, landmarks, scores, skip_existing)
+    try:
+        tally = runner.run(items, remote=bool(remote))
+    finally:
+        if closer is not None:
+            closer.close()
+    tally.failed += len(problems)
+    total = len(items) + len(problems)
+    if output is not None and total > 1:
+        click.echo(f"{tally.done} of {total} images, {tally.faces} faces -> {output}", err=True)
+    if tally.done == 0:
+        raise SystemExit(EXIT_NOTHING_DONE)
+    raise SystemExit(EXIT_SOME_FAILED if tally.failed else EXIT_OK)
+
+
+def _check_usage(
+    paths: tuple[str, ...], output: Path | None, as_json: bool, as_jsonl: bool, render: str,
+    skip_existing: bool,
+) -> None:  # fmt: skip
+    if as_json and as_jsonl:
+        raise click.UsageError("--json and --jsonl exclude each other")
+    if paths.count(STDIN) > 1:
+        raise click.UsageError("stdin (-) can be read only once")
+    if skip_existing and output is None:
+        raise click.UsageError("--skip-existing needs -o/--output")
+    if output is not None and render == "none" and not (as_json or as_jsonl):
+        raise click.UsageError("with --render none, -o needs --json or --jsonl (nothing to write)")
+    picture_to_stdout = output is None and not (as_json or as_jsonl) and render != "none"
+    if picture_to_stdout and STDIN in paths:
+        if len(paths) > 1:
+            raise click.UsageError("an image from stdin goes to stdout: give - alone, or use -o")
+        if sys.stdout.isatty():
+            raise click.UsageError("refusing to write an image to a terminal: redirect stdout")
+
+
+class _Runner:
+    """Runs every item through decode -> detect -> outputs, reporting failures per item."""
+
+    def __init__(
+        self, backend: Callable[[bytes, Any], Any], output: Path | None, as_json: bool,
+        as_jsonl: bool, render: str, landmarks: bool, scores: bool, skip_existing: bool,
+    ) -> None:  # fmt: skip
+        self.backend = backend
+        self.output = output
+        self.as_json, self.as_jsonl = as_json, as_jsonl
+        self.render, self.landmarks, self.scores = render, landmarks, scores
+        self.skip_existing = skip_existing
+        self.collected: list[dict[str, Any]] = []
+        self.seen_outputs: dict[Path, str] = {}
+
+    def run(self, items: list[Item], *, remote: bool) -> Tally:
+        from tqdm import tqdm
+
+        from facefaas.errors import FacefaasError
+
+        expected: tuple[type[BaseException], ...] = (FacefaasError, OSError)
+        if remote:
+            import httpx
+
+            expected += (httpx.HTTPError,)
+        tally = Tally()
+        show_bar = len(items) > 1 and sys.stderr.isatty()
+        with self._jsonl_sink() as (sink, already_done):
+            for item in tqdm(items, disable=not show_bar, unit="img", file=sys.stderr):
+                if self.skip_existing and self._outputs_exist(item, already_done):
+                    tally.done += 1
+                    continue
+                try:
+                    tally.faces += self._one(item, sink)
+                    tally.done += 1
+                except expected as exc:
+                    tally.failed += 1
+                    message = exc.message if isinstance(exc, FacefaasError) else str(exc)
+                    tqdm.write(f"{item.name}: {message}", file=sys.stderr)
+        if self.as_json and self.output is None:
+            click.echo(json.dumps(self.collected, indent=2))
+        return tally
+
+    @contextmanager
+    def _jsonl_sink(self) -> Iterator[tuple[IO[str] | None, set[str]]]:
+        """Where JSON lines go, and the paths an existing OUT/results.jsonl already has."""
+        if not self.as_jsonl:
+            yield None, set()
+            return
+        if self.output is None:
+            yield sys.stdout, set()
+            return
+        path = self.output / RESULTS_JSONL
+        done = _paths_in_jsonl(path) if self.skip_existing and path.is_file() else set()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a" if self.skip_existing else "w", encoding="utf-8") as sink:
+            yield sink, done
+
+    def _outputs_exist(self, item: Item, jsonl_paths: set[str]) -> bool:
+        if item.source is None or self.output is None:
+            return False
+        checks = []
+        if self.render != "none":
+            checks.append((self.output / output_name(item.relative, None)[0]).is_file())
+        if self.as_json:
+            checks.append((self.output / _json_name(item.relative)).is_file())
+        if self.as_jsonl:
+            checks.append(item.name in jsonl_paths)
+        return all(checks)
+
+    def _claim(self, output: Path, relative: Path, item: Item) -> Path:
+        """``output / relative``, refusing a second input that would overwrite another's."""
+        first = self.seen_outputs.setdefault(relative, item.name)
+        if first != item.name:
+            raise FileExistsError(f"its output {relative} is already taken by {first}")
+        return output / relative
+
+    def _one(self, item: Item, sink: IO[str] | None) -> int:
+        from facefaas.decode import load_image
+        from facefaas.render import encode_image
+
+        data = sys.stdin.buffer.read() if item.source is None else item.source.read_bytes()
+        decoded = load_image(data)
+        faces = self.backend(data, decoded)
+        record = {"path": item.name, **faces.to_dict()}
+        picture_name, picture_format = output_name(item.relative, decoded.format)
+        if self.output is not None:
+            if self.render != "none":
+                target = self._claim(self.output, picture_name, item)
+                _write_atomic(target, encode_image(self._picture(decoded, faces), picture_format))
+            if self.as_json:
+                target = self._claim(self.output, _json_name(item.relative), item)
+                _write_atomic(target, (json.dumps(record, indent=2) + "\n").encode())
+        elif self.as_json:
+            self.collected.append(record)
+        elif item.source is None and self.render != "none":
+            stdout = sys.stdout.buffer
+            stdout.write(encode_image(self._picture(decoded, faces), picture_format))
+            stdout.flush()
+        elif not self.as_jsonl:
+            click.echo(_summary(record))
+        if sink is not None:
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+        return len(faces)
+
+    def _picture(self, decoded: Any, faces: Any) -> Any:
+        from facefaas.render import annotate, anonymize
+
+        if self.render == "box":
+            return annotate(decoded, faces, landmarks=self.landmarks, scores=self.scores)
+        return anonymize(decoded, faces, method="blur" if self.render == "blur" else "pixelate")
+
+
+def _json_name(relative: Path) -> Path:
+    """``photo.jpg`` -> ``photo.jpg.json``: unambiguous when ``photo.png`` sits beside it."""
+    return relative.with_name(relative.name + ".json")
+
+
+def _paths_in_jsonl(path: Path) -> set[str]:
+    paths: set[str] = set()
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            try:
+                paths.add(json.loads(line)["path"])
+            except (ValueError, KeyError, TypeError):
+                click.echo(f"{path}:{number}: not a result line, ignored", err=True)
+    return paths
+
+
+def _summary(record: dict[str, Any]) -> str:
+    faces = record["faces"]
+    plural = "face" if len(faces) == 1 else "faces"
+    lines = [f"{record['path']}: {len(faces)} {plural} ({record['width']}x{record['height']})"]
+    for face in faces:
+        box = ", ".join(f"{v:.1f}" for v in face["box"])
+        lines.append(f"  [{box}]  score {face['score']:.4f}")
+    return "\n".join(lines)
