@@ -69,7 +69,7 @@ def source() -> np.ndarray:
 def test_fused_pyramid_level_equals_the_reference(cascades, source) -> None:  # type: ignore[no-untyped-def]
     fast, reference = cascades
     for height, width in [(120, 160), (85, 113), (60, 80), (14, 19)]:
-        for a, b in zip(fast.pnet(source, height, width), reference.pnet(source, height, width), strict=True):
+        for a, b in zip(fast.pnet(source, [(height, width)])[0], reference.pnet(source, [(height, width)])[0], strict=True):
             np.testing.assert_allclose(a, b, atol=2e-4)
 
 

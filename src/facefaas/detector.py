@@ -50,7 +50,7 @@ class Detector:
         min_size, thresholds, factor: default :class:`DetectionParams` of this detector (each
             call may override them).
         providers: ``"cpu"`` (default), ``"cuda"``, ``"auto"`` or ORT provider names.
-        threads: intra-op threads of each ONNX Runtime session (default: all cores).
+        threads: how many pyramid levels or crop chunks run in parallel (default: all cores).
 
     One detector may be used from many threads at once; results equal single-threaded ones.
     """

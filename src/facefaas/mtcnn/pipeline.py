@@ -8,6 +8,7 @@ sessions in practice (:mod:`facefaas.runtime.sessions`), or the NumPy reference
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,8 +39,8 @@ class CascadeOps(Protocol):
     ``source`` is the whole normalised image, planar ``(1, 3, H, W)`` float32.
     """
 
-    def pnet(self, source: F32, height: int, width: int) -> tuple[F32, F32]:
-        """P-Net on ``source`` resized (legacy bilinear) to ``height x width``:
+    def pnet(self, source: F32, sizes: Sequence[tuple[int, int]]) -> list[tuple[F32, F32]]:
+        """P-Net on ``source`` resized (legacy bilinear) to each ``(height, width)``: per level,
         face probability ``(h, w)`` and offsets ``(4, h, w)``."""
         ...
 
@@ -90,8 +91,9 @@ def pnet_stage(source: F32, ops: CascadeOps, params: DetectionParams) -> tuple[F
     """Candidate boxes (squared, in pixels) and their P-Net scores."""
     _, _, height, width = source.shape
     all_boxes, all_scores, all_offsets = [], [], []
-    for scale, h, w in pyramid_sizes(height, width, params):
-        prob, reg = ops.pnet(source, h, w)
+    levels = pyramid_sizes(height, width, params)
+    outputs = ops.pnet(source, [(h, w) for _, h, w in levels])
+    for (scale, _, _), (prob, reg) in zip(levels, outputs, strict=True):
         boxes, scores, offsets = pnet_candidates(prob, reg, scale, params.thresholds[0])
         keep = ops.nms(boxes, scores, C.NMS_PNET_SCALE, C.NMS_MAX_OUTPUT)
         all_boxes.append(boxes[keep])

@@ -7,7 +7,7 @@ tested against.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,10 +33,13 @@ class ReferenceCascade:
             for net in ("pnet", "rnet", "onet")
         }
 
-    def pnet(self, source: F32, height: int, width: int) -> tuple[F32, F32]:
-        level = resize_bilinear(source[0], height, width)
-        prob, reg = self._sessions["pnet"].run(None, {"image": level[None]})
-        return prob[0, 1], reg[0]
+    def pnet(self, source: F32, sizes: Sequence[tuple[int, int]]) -> list[tuple[F32, F32]]:
+        outputs = []
+        for height, width in sizes:
+            level = resize_bilinear(source[0], height, width)
+            prob, reg = self._sessions["pnet"].run(None, {"image": level[None]})
+            outputs.append((prob[0, 1], reg[0]))
+        return outputs
 
     def rnet(self, source: F32, boxes: F32) -> tuple[F32, F32]:
         prob, reg = self._sessions["rnet"].run(None, {"image": crop_and_resize(source[0], boxes, RNET_SIDE)})
