@@ -116,3 +116,9 @@ def test_a_detector_can_run_in_memory_weights(shared: Path, astronaut: np.ndarra
     weights = read_tf_graph((shared / "data" / "mtcnn.pb").read_bytes())
     faces = Detector(weights)(astronaut)
     np.testing.assert_allclose(faces.boxes, detector(astronaut).boxes, atol=1e-3)
+
+
+def test_bgr_arrays_give_the_rgb_result(detector: Detector, astronaut: np.ndarray) -> None:
+    bgr = np.ascontiguousarray(astronaut[..., ::-1])
+    np.testing.assert_array_equal(detector(bgr, channels="bgr").boxes, detector(astronaut).boxes)
+    assert not np.array_equal(detector(bgr).scores, detector(astronaut).scores)

@@ -80,26 +80,34 @@ class Detector:
         """This detector's parameters with per-call overrides applied and validated."""
         return DetectionParams.from_mapping(overrides, base=self.params) if overrides else self.params
 
-    def __call__(self, image: Any, **params: Any) -> Faces:
-        """Detect faces in one image (any source :func:`facefaas.decode.load_image` takes)."""
-        return self.detect(image, **params)
+    def __call__(self, image: Any, *, channels: str = "rgb", **params: Any) -> Faces:
+        """Detect faces in one image.
 
-    def detect(self, image: Any, **params: Any) -> Faces:
+        Args:
+            image: any source :func:`facefaas.decode.load_image` takes (bytes, path, file, PIL
+                image, ``(H, W, 3)`` uint8 array) or a :class:`~facefaas.decode.DecodedImage`.
+            channels: ``"rgb"`` or ``"bgr"`` (OpenCV) for numpy arrays.
+            params: ``min_size``, ``thresholds``, ``factor`` for this call.
+        """
+        return self.detect(image, channels=channels, **params)
+
+    def detect(self, image: Any, *, channels: str = "rgb", **params: Any) -> Faces:
         """Same as calling the detector."""
         from facefaas.decode import load_image
 
         resolved = self.resolve_params(params)
-        decoded = load_image(image)
+        decoded = load_image(image, channels=channels)  # type: ignore[arg-type]
         return self._detect_pixels(decoded.pixels, resolved)
 
-    def detect_batch(self, images: Sequence[Any], **params: Any) -> list[Faces]:
+    def detect_batch(self, images: Sequence[Any], *, channels: str = "rgb", **params: Any) -> list[Faces]:
         """Detect faces in several images (sizes may differ); equal to one call per image."""
         if isinstance(images, str | bytes | np.ndarray):
             raise ParameterError("detect_batch takes a sequence of images")
         from facefaas.decode import load_image
 
         resolved = self.resolve_params(params)
-        return [self._detect_pixels(load_image(image).pixels, resolved) for image in images]
+        decoded = [load_image(image, channels=channels) for image in images]  # type: ignore[arg-type]
+        return [self._detect_pixels(d.pixels, resolved) for d in decoded]
 
     def _detect_pixels(self, rgb: np.ndarray, params: DetectionParams) -> Faces:
         height, width = rgb.shape[:2]
@@ -111,11 +119,14 @@ _default: Detector | None = None
 _default_lock = threading.Lock()
 
 
-def detect(image: Any, **params: Any) -> Faces:
-    """Detect faces with a shared default :class:`Detector` (built-in model, CPU)."""
+def detect(image: Any, *, channels: str = "rgb", **params: Any) -> Faces:
+    """Detect faces with a shared default :class:`Detector` (built-in model, CPU).
+
+    See :meth:`Detector.detect` for the arguments.
+    """
     global _default
     if _default is None:
         with _default_lock:
             if _default is None:
                 _default = Detector()
-    return _default.detect(image, **params)
+    return _default.detect(image, channels=channels, **params)
