@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +156,9 @@ def builtin_bundle_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def new_bundle_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bundle zip of the built-in weights with one O-Net bias nudged: a new, working model."""
+def new_bundle_zip(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``make(name)``: a bundle zip of the built-in weights with one O-Net bias nudged by an
+    amount derived from ``name`` -- a new, working model whose id no other name shares."""
     from facefaas.models.builtin import builtin_path
     from facefaas.models.bundle import read_bundle, write_bundle
     from facefaas.models.weights import MtcnnWeights
@@ -166,11 +167,18 @@ def new_bundle_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert folder is not None
     bundle = read_bundle(folder)
     weights = bundle.weights()
-    onet = dict(weights.onet)
-    onet["fc6_1.bias"] = onet["fc6_1.bias"] + np.float32(1e-3)
-    nudged = MtcnnWeights(pnet=dict(weights.pnet), rnet=dict(weights.rnet), onet=onet)
     root = tmp_path_factory.mktemp("bundles")
-    written = write_bundle(root / "nudged", nudged, bundle.manifest)
-    path = root / "mtcnn-nudged.zip"
-    path.write_bytes(_zip_folder(written))
-    return path
+    made: dict[str, Path] = {}
+
+    def make(name: str) -> Path:
+        if name not in made:
+            onet = dict(weights.onet)
+            nudge = np.float32(1e-3 * (1 + len(made)))
+            onet["fc6_1.bias"] = onet["fc6_1.bias"] + nudge
+            nudged = MtcnnWeights(pnet=dict(weights.pnet), rnet=dict(weights.rnet), onet=onet)
+            written = write_bundle(root / name, nudged, bundle.manifest)
+            made[name] = root / f"{name}.zip"
+            made[name].write_bytes(_zip_folder(written))
+        return made[name]
+
+    return make

@@ -63,7 +63,7 @@ export function describeError(error, context) {
   } else if (status === 429 || status === 503) {
     parts.push("Try again in a moment.");
   }
-  if (status >= 500 && problem.request_id) parts.push(`Request id: ${problem.request_id}.`);
+  if (status >= 500 && status !== 503 && problem.request_id) parts.push(`Request id: ${problem.request_id}.`);
   return status ? `${parts.join(" ")} (HTTP ${status})` : parts.join(" ");
 }
 
