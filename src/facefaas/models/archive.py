@@ -34,6 +34,7 @@ DEFAULT_MAX_ENTRIES = 64
 DEFAULT_MAX_TOTAL_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_RATIO = 100.0  # float weights compress about 1.1x; 100x is a bomb, not a model
 _RATIO_FLOOR = 1024 * 1024  # smaller entries may compress as well as they like
+_CD_SLACK = 16
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -78,6 +79,12 @@ def read_zip(
     Folders are skipped. See the module docstring for what is refused; ``what`` names the
     archive in messages.
     """
+    # zipfile builds an object per central-directory record, each starting with this signature:
+    # counting them bounds its work before it starts (content may add a few false matches).
+    if data.count(b"PK\x01\x02") > _CD_SLACK * max_entries:
+        raise TooLargeError(
+            f"{what} has far more than {max_entries} entries", limit=max_entries, unit="entries"
+        )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:

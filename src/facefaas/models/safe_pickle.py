@@ -54,7 +54,7 @@ __all__ = [
     "safe_loads",
 ]
 
-DEFAULT_MAX_ELEMENTS = 64 * 1024 * 1024  # array elements per file (256 MiB of float32)
+DEFAULT_MAX_ELEMENTS = 16 * 1024 * 1024  # array elements per file (64 MiB of float32)
 MAX_DEPTH = 16  # MTCNN weight files nest 2-3 levels; deeper is not a weight file
 
 
@@ -161,6 +161,8 @@ def _array_from_state(state: Any, unpickler: _SafeUnpickler) -> np.ndarray[Any, 
         for i, item in enumerate(data):
             array[i] = item
     else:
+        if isinstance(data, str):  # Python 2 pickles read with encoding="latin1"
+            data = data.encode("latin1")
         if not isinstance(data, bytes | bytearray) or len(data) != count * real.itemsize:
             raise ModelFormatError(f"pickle: numpy array of shape {shape} has the wrong byte count")
         array = np.frombuffer(bytes(data), dtype=real).copy()

@@ -80,7 +80,8 @@ def gather_files(
     source: ModelSource, *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> tuple[dict[str, bytes], str | None]:
     """``({base name: bytes}, label)`` of a source; ``label`` is a name for the model taken from
-    the path (a folder's name or a file's stem), ``None`` for bytes and mappings.
+    the path (a folder's name or a file's stem) or from the one file of a mapping (``model.zip``
+    gives ``model``), ``None`` for bytes and for several files.
 
     Raises:
         ModelNotFoundError: a path that does not exist.
@@ -105,7 +106,9 @@ def gather_files(
                 if inner in files:
                     raise ModelFormatError(f"the upload holds two files named {inner!r}")
                 files[inner] = content
-        return files, None
+        names = [name for name in source if PurePosixPath(name).stem not in ("", _UNNAMED)]
+        label = PurePosixPath(names[0].replace("\\", "/")).stem if len(names) == 1 else None
+        return files, label
     raise ParameterError(
         f"a model source must be a path, bytes or a mapping of names to bytes, not "
         f"{type(source).__name__}"

@@ -120,7 +120,10 @@ def assemble(networks: Mapping[str, Params], fmt: str, hint: str) -> MtcnnWeight
     """
     missing = [NET_TITLES[net] for net in NETS if net not in networks]
     if missing:
-        raise ModelFormatError(f"{fmt}: missing {', '.join(missing)} ({hint})")
+        raise ModelFormatError(
+            f"{fmt}: missing {', '.join(missing)}; this format needs {hint} together "
+            "(as a folder, a zip, or several files)"
+        )
     for net in NETS:
         expected, got = set(NETWORK_LAYOUT[net]), set(networks[net])
         if expected != got:

@@ -38,6 +38,7 @@ from facefaas.models.safe_pickle import (
 __all__ = ["LEGACY_MAGIC", "is_torch_file", "read_torch_file"]
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_MAX_ZIP_ENTRIES = 4096
 _LEGACY_PROTOCOL = 1001
 # A protocol-2 pickle of LEGACY_MAGIC: PROTO 2, LONG1 of 10 bytes, then the number little-endian.
 _LEGACY_PREFIX = b"\x80\x02\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little")
@@ -160,8 +161,10 @@ def _read_legacy(data: bytes, what: str, max_elements: int) -> Any:
 
 
 def _read_zip(data: bytes, what: str, max_elements: int) -> Any:
+    # One entry per storage (a checkpoint with optimizer state has hundreds); torch stores them
+    # uncompressed, so twice the file is room enough and bounds a bomb.
     files = read_zip(
-        data, what=what, max_total_bytes=max(len(data) * 2, 1 << 20) + 4 * max_elements
+        data, what=what, max_entries=_MAX_ZIP_ENTRIES, max_total_bytes=2 * len(data) + (1 << 20)
     )
     pickles = [name for name in files if name.rsplit("/", 1)[-1] == "data.pkl"]
     if len(pickles) != 1:

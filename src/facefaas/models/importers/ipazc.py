@@ -37,7 +37,7 @@ from facefaas.models.importers._common import (
     network_of_conv1,
 )
 from facefaas.models.importers._npy import read_npy
-from facefaas.models.safe_pickle import DEFAULT_MAX_ELEMENTS, safe_loads
+from facefaas.models.safe_pickle import safe_loads
 from facefaas.models.weights import Params
 
 __all__ = [
@@ -55,7 +55,7 @@ FORMAT_V0 = "ipazc-mtcnn-0.1"
 LZ4_MAGIC = b"\x04\x22\x4d\x18"
 V1_CONVENTION = Convention(kernel_layout="HWIO", dense_out_first=False, flatten="WHC")
 V0_CONVENTION = Convention(kernel_layout="WHIO", dense_out_first=False, flatten="WHC")
-_MAX_DECOMPRESSED = 4 * DEFAULT_MAX_ELEMENTS
+_MAX_DECOMPRESSED = 64 * 1024 * 1024  # ipazc files are 0.03-1.6 MB decompressed
 
 
 def _decompress_lz4(data: bytes, what: str, limit: int = _MAX_DECOMPRESSED) -> bytes:

@@ -154,7 +154,7 @@ def read_onnx_bundle(files: Mapping[str, bytes]) -> ImporterResult:
     """
     models: dict[str, onnx.ModelProto] = {}
     for name in sorted(files):
-        if not name.endswith(".onnx"):
+        if PurePosixPath(name).name == "manifest.json":
             continue
         model = _parse(files[name], name)
         net = _network_name(name, model, f"{FORMAT}: {name}")
@@ -164,7 +164,10 @@ def read_onnx_bundle(files: Mapping[str, bytes]) -> ImporterResult:
         models[net] = model
     missing = [f"{net}.onnx" for net in NETS if net not in models]
     if missing:
-        raise ModelFormatError(f"{FORMAT}: missing {', '.join(missing)}")
+        raise ModelFormatError(
+            f"{FORMAT}: missing {', '.join(missing)}; a bundle is pnet.onnx, rnet.onnx and "
+            "onet.onnx together (as a folder, a zip, or several files)"
+        )
     weights = weights_from_onnx(models)
     notes = ImporterResult(weights=weights)
     manifest_files = [name for name in files if PurePosixPath(name).name == "manifest.json"]
