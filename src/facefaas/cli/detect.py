@@ -67,8 +67,8 @@ class Tally:
 def collect_inputs(paths: tuple[str, ...], *, recursive: bool) -> tuple[list[Item], list[str]]:
     """The images named by ``paths`` (files, folders, ``-``) and ``path: message`` problems.
 
-    Folders are walked in sorted order (hidden files and folders skipped, symlinked folders not
-    followed); an item's ``relative`` path keeps the layout below the folder it was found in.
+    A folder gives its images sorted by path (hidden files and folders skipped, symlinked folders
+    not followed); an item's ``relative`` path keeps the layout below the folder it was found in.
     """
     items: list[Item] = []
     problems: list[str] = []
@@ -78,12 +78,19 @@ def collect_inputs(paths: tuple[str, ...], *, recursive: bool) -> tuple[list[Ite
             continue
         path = Path(text)
         if path.is_dir():
-            items.extend(Item(p, str(p), p.relative_to(path)) for p in _walk(path, recursive))
+            found = sorted((p.relative_to(path) for p in _walk(path, recursive)), key=_parts)
+            items.extend(
+                Item(path / relative, str(path / relative), relative) for relative in found
+            )
         elif path.is_file():
             items.append(Item(path, text, Path(path.name)))
         else:
             problems.append(f"{text}: no such file or folder")
     return items, problems
+
+
+def _parts(relative: Path) -> tuple[str, ...]:
+    return relative.parts
 
 
 def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
