@@ -72,7 +72,8 @@ def error_from_response(response: httpx.Response) -> errors.FacefaasError:
     error: errors.FacefaasError
     if issubclass(cls, errors.TooLargeError):
         limit = problem.get("limit")
-        error = cls(detail, limit=int(limit) if limit is not None else 0, unit=problem.get("unit", ""))
+        unit = str(problem.get("unit", ""))
+        error = cls(detail, limit=int(limit) if limit is not None else 0, unit=unit)
     elif issubclass(cls, errors.RateLimitedError | errors.OverloadedError):
         error = cls(detail, retry_after=float(retry))
     else:
@@ -177,7 +178,9 @@ class Client:
 
     # -- running ---------------------------------------------------------------------------
 
-    def detect_json(self, image: Any, *, model: str = DEFAULT_MODEL, **params: Any) -> dict[str, Any]:
+    def detect_json(
+        self, image: Any, *, model: str = DEFAULT_MODEL, **params: Any
+    ) -> dict[str, Any]:
         """The server's whole answer: faces, image info, parameters used, timings."""
         body: dict[str, Any] = self._run(model, "detect", image, params, "application/json").json()
         return body

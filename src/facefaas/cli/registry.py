@@ -1,4 +1,4 @@
-"""``facefaas models list`` and ``facefaas models remove``: the local registry of ``facefaas serve``.
+"""``facefaas models list`` and ``models remove``: the local registry of ``facefaas serve``.
 
 They work on the data folder directly (the operator owns it), so no keys are asked for. The
 ``models`` group (``facefaas.cli.models``) adds them with ``models.add_command(...)``.
