@@ -220,6 +220,7 @@ def test_skip_existing_processes_only_new_images(photos: Path, tmp_path: Path) -
     synthetic(photos / "new.png", 5)
     result = run(str(photos), "-o", str(out), "--jsonl", "--skip-existing")
     assert result.exit_code == 0, result.output
+    assert "5 of 5 images (4 skipped as done before)" in result.stderr
     assert (out / "astronaut.png").read_bytes() == b"sentinel: must not be rewritten"
     assert (out / "new.png").is_file()
     paths = [json.loads(line)["path"] for line in (out / "results.jsonl").read_text().splitlines()]

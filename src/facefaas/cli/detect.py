@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,7 +43,7 @@ Examples:
   facefaas detect photos/ -o out/ --jsonl --render none --skip-existing
   facefaas detect photos/ -o private/ --render blur
   cat in.jpg | facefaas detect - > out.jpg       the seed's function on a pipe
-  facefaas detect a.jpg --json --remote http://host:8000 --api-key $KEY
+  FACEFAAS_API_KEY=... facefaas detect a.jpg --json --remote http://host:8000
 """
 
 
@@ -58,10 +58,12 @@ class Item:
 
 @dataclass
 class Tally:
+    """Counts of one run: images done (skipped ones included), skipped, failed; faces found."""
+
     done: int = 0
+    skipped: int = 0
     failed: int = 0
     faces: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 def collect_inputs(paths: tuple[str, ...], *, recursive: bool) -> tuple[list[Item], list[str]]:
@@ -78,7 +80,7 @@ def collect_inputs(paths: tuple[str, ...], *, recursive: bool) -> tuple[list[Ite
             continue
         path = Path(text)
         if path.is_dir():
-            found = sorted((p.relative_to(path) for p in _walk(path, recursive)), key=_parts)
+            found = sorted((p.relative_to(path) for p in _walk(path, recursive)), key=_by_parts)
             items.extend(
                 Item(path / relative, str(path / relative), relative) for relative in found
             )
@@ -89,7 +91,8 @@ def collect_inputs(paths: tuple[str, ...], *, recursive: bool) -> tuple[list[Ite
     return items, problems
 
 
-def _parts(relative: Path) -> tuple[str, ...]:
+def _by_parts(relative: Path) -> tuple[str, ...]:
+    """Sort key: ``a/b/x.jpg`` before ``a/y.jpg`` before ``b.jpg``, like ``find | sort``."""
     return relative.parts
 
 
@@ -241,7 +244,10 @@ def detect(
     tally.failed += len(problems)
     total = len(items) + len(problems)
     if output is not None and total > 1:
-        click.echo(f"{tally.done} of {total} images, {tally.faces} faces -> {output}", err=True)
+        skipped = f" ({tally.skipped} skipped as done before)" if tally.skipped else ""
+        click.echo(
+            f"{tally.done} of {total} images{skipped}, {tally.faces} faces -> {output}", err=True
+        )
     if tally.done == 0:
         raise SystemExit(EXIT_NOTHING_DONE)
     raise SystemExit(EXIT_SOME_FAILED if tally.failed else EXIT_OK)
@@ -298,6 +304,7 @@ class _Runner:
             for item in tqdm(items, disable=not show_bar, unit="img", file=sys.stderr):
                 if self.skip_existing and self._outputs_exist(item, already_done):
                     tally.done += 1
+                    tally.skipped += 1
                     continue
                 try:
                     tally.faces += self._one(item, sink)
@@ -307,7 +314,8 @@ class _Runner:
                     message = exc.message if isinstance(exc, FacefaasError) else str(exc)
                     tqdm.write(f"{item.name}: {message}", file=sys.stderr)
         if self.as_json and self.output is None:
-            click.echo(json.dumps(self.collected, indent=2))
+            # One image per line: valid JSON, easy to read and to diff.
+            click.echo("[\n" + ",\n".join(json.dumps(r) for r in self.collected) + "\n]")
         return tally
 
     @contextmanager
@@ -359,7 +367,7 @@ class _Runner:
                 _write_atomic(target, encode_image(self._picture(decoded, faces), picture_format))
             if self.as_json:
                 target = self._claim(self.output, _json_name(item.relative), item)
-                _write_atomic(target, (json.dumps(record, indent=2) + "\n").encode())
+                _write_atomic(target, (json.dumps(record) + "\n").encode())
         elif self.as_json:
             self.collected.append(record)
         elif item.source is None and self.render != "none":
