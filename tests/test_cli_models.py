@@ -139,3 +139,26 @@ def test_group_lists_optional_registry_commands_only_when_installed(
     listed = run("--help").output
     assert "  list " not in listed and "  remove " in listed
     assert CliRunner().invoke(cli, ["models", "list"]).exit_code == 2
+
+
+def test_resolve_model_source_tries_builtins_resolvers_then_folders(tmp_path: Path) -> None:
+    from facefaas.errors import ModelNotFoundError
+    from facefaas.models.resolve import resolve_model_source
+
+    assert resolve_model_source("mtcnn") == REPO / "src" / "facefaas" / "data" / "models" / "mtcnn"
+    registry = {"17a79f6483f583c2": tmp_path / "store" / "17a79f64"}
+    assert (
+        resolve_model_source("17a79f6483f583c2", resolvers=[registry.get])
+        == registry["17a79f6483f583c2"]
+    )
+    assert resolve_model_source(tmp_path) == tmp_path
+    with pytest.raises(ModelNotFoundError, match="mtcnn"):
+        resolve_model_source("unknown", resolvers=[registry.get])
+
+
+def test_bundle_zip_is_deterministic() -> None:
+    from facefaas.models.export import bundle_zip
+
+    bundle = read_bundle(REPO / "src" / "facefaas" / "data" / "models" / "mtcnn")
+    weights = bundle.weights()
+    assert bundle_zip(weights, bundle.manifest) == bundle_zip(weights, bundle.manifest)

@@ -496,7 +496,8 @@ def _symlink(name: str) -> zipfile.ZipInfo:
         ([(_symlink("pnet.onnx"), b"/etc/passwd")], ModelFormatError, "symbolic link"),
         ([("inner.zip", _zip([("pnet.onnx", b"x")]))], ModelFormatError, "zip inside the zip"),
         ([("a/pnet.onnx", b"x"), ("b/pnet.onnx", b"y")], ModelFormatError, "two files named"),
-        ([(f"f{i}.txt", b"") for i in range(100)], TooLargeError, "entries"),
+        ([(f"f{i}.txt", b"") for i in range(100)], TooLargeError, "100 entries"),
+        ([(f"f{i}.txt", b"") for i in range(2000)], TooLargeError, "far more than 64"),
     ],
     ids=[
         "dotdot",
@@ -508,6 +509,7 @@ def _symlink(name: str) -> zipfile.ZipInfo:
         "nested zip",
         "duplicate",
         "too many",
+        "central directory too big",
     ],
 )
 def test_unsafe_zips_are_refused(
@@ -515,6 +517,15 @@ def test_unsafe_zips_are_refused(
 ) -> None:
     with pytest.raises(error, match=message):
         import_model(_zip(entries), validate=False)
+
+
+def test_encrypted_zip_entry_is_refused() -> None:
+    data = bytearray(_zip([("pnet.onnx", b"x")]))
+    central = data.index(b"PK\x01\x02")
+    data[6] |= 0x1  # the "encrypted" flag, in the local header and in the central directory
+    data[central + 8] |= 0x1
+    with pytest.raises(ModelFormatError, match="encrypted"):
+        import_model(bytes(data), validate=False)
 
 
 def test_zip_bomb_is_refused_by_ratio_and_by_total_size() -> None:
