@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 TF_FORMAT = "tensorflow-frozen-graph"
-_MAX_NAME = 100
+_MAX_NAME = 200  # as the HTTP upload allows
 _IGNORED_STEMS = {"LICENSE", "LICENCE", "NOTICE", "README", "COPYING", "AUTHORS"}
 _IGNORED_SUFFIXES = {".txt", ".md", ".rst", ".html", ".license", ".yaml", ".yml", ".cfg"}
 
@@ -100,7 +100,7 @@ FORMATS: tuple[ModelFormat, ...] = (
     ),
     ModelFormat(
         ipazc.FORMAT_V1, "pnet.lz4, rnet.lz4, onet.lz4 (joblib + lz4)",
-        (".lz4",), lambda data: data.startswith(ipazc.LZ4_MAGIC), ipazc.read_ipazc_v1,
+        (".lz4", ".joblib"), lambda data: data.startswith(ipazc.LZ4_MAGIC), ipazc.read_ipazc_v1,
     ),
     ModelFormat(
         ipazc.FORMAT_V0, "mtcnn_weights.npy (numpy pickle of a dict)",
@@ -108,8 +108,15 @@ FORMATS: tuple[ModelFormat, ...] = (
     ),
 )  # fmt: skip
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS)
-# Cheap content checks first: protobuf parses (TF, Caffe, ONNX) cost more and overlap less.
-_SNIFF_ORDER = (FORMATS[5], FORMATS[4], FORMATS[3], FORMATS[1], FORMATS[0], FORMATS[2])
+_BY_NAME = {f.name: f for f in FORMATS}
+# Magic-number checks first; then protobuf parses, the most specific (TF's node names) first.
+_SNIFF_ORDER = tuple(
+    _BY_NAME[name]
+    for name in (
+        ipazc.FORMAT_V0, ipazc.FORMAT_V1, facenet_pytorch.FORMAT, TF_FORMAT, onnx_bundle.FORMAT,
+        caffe.FORMAT,
+    )
+)  # fmt: skip
 
 
 def _supported() -> str:
@@ -117,9 +124,8 @@ def _supported() -> str:
 
 
 def _format_named(name: str) -> ModelFormat:
-    for fmt in FORMATS:
-        if fmt.name == name:
-            return fmt
+    if name in _BY_NAME:
+        return _BY_NAME[name]
     raise ParameterError(
         f"unknown model format {name!r}; supported: {', '.join(SUPPORTED_FORMATS)}"
     )
@@ -139,7 +145,7 @@ def _ignorable(name: str) -> bool:
 def _claim(name: str, data: bytes) -> ModelFormat | None:
     suffix = PurePosixPath(name).suffix.lower()
     if name == "manifest.json":
-        return FORMATS[0]
+        return _BY_NAME[onnx_bundle.FORMAT]
     for fmt in FORMATS:
         if suffix in fmt.suffixes:
             return fmt
