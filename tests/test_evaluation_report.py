@@ -43,29 +43,21 @@ def _dataset(tmp_path: Path) -> Dataset:
 
 
 class FakeDetector:
-    """Finds the first face of each image exactly, plus one false positive; counts its calls."""
+    """Finds the first face of each image exactly, plus one false positive; records its calls.
+
+    Images are told apart by their width (100 + image index, see ``_dataset``).
+    """
 
     def __init__(self, dataset: Dataset) -> None:
-        self.truth = {im.boxes[0, 2] - im.boxes[0, 0]: im for im in dataset.images}
+        self.first_face = {100 + i: im.boxes[0] for i, im in enumerate(dataset.images)}
         self.calls: list[dict[str, Any]] = []
         self.provider = "FakeProvider"
 
     def __call__(self, image: Any, **params: Any) -> Faces:
         self.calls.append(params)
-        width = image.width
-        truth = next(
-            im
-            for im in self.truth.values()
-            if im.path is not None and Image.open(im.path).width == width
-        )
-        boxes = np.array([truth.boxes[0], [0, 60, 10, 70]], np.float32)
-        return Faces(
-            boxes,
-            np.array([0.9, 0.2], np.float32),
-            np.zeros((2, 5, 2), np.float32),
-            width,
-            image.height,
-        )
+        boxes = np.array([self.first_face[image.width], [0, 60, 10, 70]], np.float32)
+        scores = np.array([0.9, 0.2], np.float32)
+        return Faces(boxes, scores, np.zeros((2, 5, 2), np.float32), image.width, image.height)
 
 
 def test_presets_are_valid_and_include_the_required_ones() -> None:

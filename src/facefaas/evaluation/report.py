@@ -15,7 +15,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def _run_dict(result: RunResult) -> dict[str, Any]:
                 "key": im.key,
                 "detections": im.detections,
                 "ms": _num(seconds * 1000.0, 2) if seconds is not None else None,
-                "counts": {s: vars(c).copy() for s, c in im.counts.items()},
+                "counts": {s: asdict(c) for s, c in im.counts.items()},
             }
         )
     return {

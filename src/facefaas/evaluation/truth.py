@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from facefaas.errors import InputError
+
 __all__ = ["Dataset", "ImageTruth"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -57,7 +59,7 @@ class ImageTruth:
         for setting, mask in self.counted.items():
             array = np.asarray(mask, dtype=np.bool_).reshape(-1)
             if len(array) != len(boxes):
-                raise ValueError(
+                raise InputError(
                     f"{self.key}: setting {setting!r} masks {len(array)} of {len(boxes)} faces"
                 )
             array.setflags(write=False)
@@ -66,7 +68,7 @@ class ImageTruth:
         if self.ellipses is not None:
             ellipses = np.asarray(self.ellipses, dtype=np.float64).reshape(-1, 5)
             if len(ellipses) != len(boxes):
-                raise ValueError(f"{self.key}: {len(ellipses)} ellipses for {len(boxes)} boxes")
+                raise InputError(f"{self.key}: {len(ellipses)} ellipses for {len(boxes)} boxes")
             ellipses.setflags(write=False)
             object.__setattr__(self, "ellipses", ellipses)
 

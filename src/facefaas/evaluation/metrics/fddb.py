@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
+from facefaas.errors import InputError
 from facefaas.evaluation._optional import require
 from facefaas.evaluation.detections import ImageDetections
 from facefaas.evaluation.metrics.curves import PRCurve, RocCurve, voc_ap
@@ -105,7 +106,7 @@ def evaluate_fddb(dataset: Dataset, detections: Mapping[str, ImageDetections]) -
     images = []
     for image in dataset.images:
         if image.ellipses is None:
-            raise ValueError(f"{image.key}: FDDB evaluation needs ellipse annotations")
+            raise InputError(f"{image.key}: FDDB evaluation needs ellipse annotations")
         dets = detections.get(image.key, ImageDetections.empty())
         scores, tps, fps = _image_steps(image, image.ellipses, dets)
         steps.append((scores, tps, fps))
