@@ -201,3 +201,11 @@ def test_large_faces_are_antialiased_when_shrunk(align: bool) -> None:
     out = np.asarray(chip).astype(float)
     assert out.shape == (112, 112, 3)
     assert abs(out.mean() - 127.5) < 10 and out.std() < 12
+
+
+@pytest.mark.parametrize("size", [None, 32])
+def test_absurd_boxes_give_bounded_black_chips(size: int | None) -> None:
+    faces = make_faces([[-1e9, -1e9, 1e9, 1e9], [5e8, 5e8, 5e8 + 30, 5e8 + 30]], 40, 30)
+    chips = crop_faces(noise_image(40, 30), faces, size=size)
+    assert all(chip.width <= 120 and chip.height <= 90 for chip in chips)
+    assert not np.asarray(chips[1]).any()  # far outside: all black

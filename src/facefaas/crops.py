@@ -50,7 +50,8 @@ def crop_faces(
     - ``size=None``, ``align=False``: the box, each side moved out by ``margin`` times the box's
       width (height), rounded to whole pixels and cut as is (black where it leaves the image).
     - ``size=N`` (16..1024): the same area made square around the box centre (its longer side)
-      and resized to ``N x N`` with antialiasing; faces are never stretched.
+      and resampled to ``N x N`` (box-filtered first when it shrinks a lot, then bicubic);
+      faces are never stretched.
     - ``align=True``: rotated so the eyes are level and scaled so they land on
       :data:`EYE_POSITIONS`, in an ``N x N`` chip (``N = size``, 112 when ``size`` is None);
       ``margin`` (0..1) zooms out as described in the module docstring.
@@ -87,17 +88,21 @@ def crop_faces(
         if size is None:
             chips.append(_cut(img, x1, y1, x2, y2))
             continue
-        cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) / 2
-        square = _cut(img, cx - half, cy - half, cx + half, cy + half)
-        chips.append(square.resize((size, size), Image.Resampling.BICUBIC))
+        # The square around the box, sampled straight into the chip (no full-size copy).
+        side = max(x2 - x1, y2 - y1)
+        corner_x, corner_y = (x1 + x2 - side) / 2, (y1 + y2 - side) / 2
+        scale = side / size
+        chips.append(_warp(img, (scale, 0.0, corner_x, 0.0, scale, corner_y), size))
     return chips
 
 
 def _cut(img: Image.Image, x1: float, y1: float, x2: float, y2: float) -> Image.Image:
     """``[x1, x2) x [y1, y2)`` rounded to whole pixels, at least 1x1, black outside the image."""
-    limit = 8 * max(img.size)  # a chip this far outside is all black anyway; keeps sizes sane
-    left, top = (round(min(max(v, -limit), limit)) for v in (x1, y1))
-    right, bottom = (round(min(max(v, -limit), limit)) for v in (x2, y2))
+    # Real boxes never reach an image size beyond the border; clamping there bounds the chip
+    # (at most 3x the image per side) whatever coordinates come in.
+    width, height = img.size
+    left, right = (round(min(max(v, -width), 2 * width)) for v in (x1, x2))
+    top, bottom = (round(min(max(v, -height), 2 * height)) for v in (y1, y2))
     return img.crop((left, top, max(right, left + 1), max(bottom, top + 1)))
 
 
@@ -135,7 +140,11 @@ def alignment_matrix(
 
 
 def _warp(img: Image.Image, matrix: Affine, size: int) -> Image.Image:
-    """Sample a ``size`` chip through ``matrix``; large reductions are box-filtered first."""
+    """Sample a ``size`` chip through ``matrix`` (chip -> image, see :func:`alignment_matrix`).
+
+    Only the part of the image under the chip is touched, and shrinking by ``k >= 2`` first
+    box-averages ``k x k`` blocks, so big faces neither alias nor cost a full-size copy.
+    """
     a, b, c, d, e, f = matrix
     scale = math.hypot(a, d)  # image pixels per chip pixel
     corners = [(a * u + b * v + c, d * u + e * v + f) for u in (0, size) for v in (0, size)]

@@ -242,13 +242,13 @@ def _pixelate(img: Image.Image, box: Box, origin: tuple[int, int], block: int) -
     """
     import numpy as np
 
-    region = np.asarray(img.crop(box), dtype=np.float64)
+    region = np.asarray(img.crop(box))  # uint8; sums are taken in uint64, block by block
     height, width = region.shape[:2]
     first_x = (origin[0] - box[0]) % block
     first_y = (origin[1] - box[1]) % block
     xs = np.unique(np.r_[0, np.arange(first_x, width, block)])
     ys = np.unique(np.r_[0, np.arange(first_y, height, block)])
-    sums = np.add.reduceat(np.add.reduceat(region, ys, axis=0), xs, axis=1)
+    sums = np.add.reduceat(np.add.reduceat(region, ys, axis=0, dtype=np.uint64), xs, axis=1)
     counts = np.outer(np.diff(np.r_[ys, height]), np.diff(np.r_[xs, width]))[:, :, None]
     means = np.rint(sums / counts).astype(np.uint8)
     rows = np.repeat(np.arange(len(ys)), np.diff(np.r_[ys, height]))
