@@ -155,6 +155,14 @@ def test_annotate_landmarks_puts_a_dot_on_each_point() -> None:
     assert distances.max() <= 3.5  # dots are small and only at the landmarks
 
 
+def test_annotate_landmarks_outside_the_image_draw_nothing() -> None:
+    points = [[-1e30, 5.0], [1e30, 5.0], [float("nan"), 5.0], [5.0, float("inf")], [-50.0, -50.0]]
+    faces = make_faces([[0, 0, 10, 10]], 20, 20, landmarks=[points])
+    plain = np.asarray(annotate(np.zeros((20, 20, 3), np.uint8), faces))
+    dotted = np.asarray(annotate(np.zeros((20, 20, 3), np.uint8), faces, landmarks=True))
+    np.testing.assert_array_equal(plain, dotted)
+
+
 @pytest.mark.parametrize(
     ("box", "label_rows"),
     [

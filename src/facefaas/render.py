@@ -128,13 +128,15 @@ def annotate(
         radius = width + 1
         for points in faces.landmarks.tolist():
             for x, y in points:
-                if math.isfinite(x) and math.isfinite(y):
+                # Dots entirely outside the image (or not finite) have nothing to draw.
+                if -radius < x < img.width + radius and -radius < y < img.height + radius:
                     draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=rgb)
     if scores:
         font = _label_font(img.size)
         for rect, score in zip(rects, faces.scores.tolist(), strict=True):
             # Truncated, not rounded: 0.9996 reads 0.999, never a score of 1.000 it did not get.
-            _draw_label(draw, rect, f"{math.floor(score * 1000) / 1000:.3f}", rgb, font)
+            text = f"{math.floor(score * 1000) / 1000:.3f}" if math.isfinite(score) else "?"
+            _draw_label(draw, rect, text, rgb, font)
     return img
 
 
