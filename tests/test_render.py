@@ -7,7 +7,7 @@ import io
 import numpy as np
 import numpy.typing as npt
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from facefaas.errors import ParameterError
 from facefaas.faces import Faces
@@ -305,6 +305,15 @@ def test_encode_image_defaults_to_the_seeds_jpeg_quality_80() -> None:
     )
     with Image.open(io.BytesIO(default)) as decoded:
         assert decoded.size == (64, 64)
+        assert JpegImagePlugin.get_sampling(decoded) == 0  # 4:4:4, as the seed's encoder
+
+
+def test_encode_image_jpeg_keeps_a_one_pixel_green_line_green() -> None:
+    pixels = np.full((32, 32, 3), 120, np.uint8)
+    pixels[:, 15] = GREEN
+    with Image.open(io.BytesIO(encode_image(Image.fromarray(pixels)))) as decoded:
+        line = np.asarray(decoded.convert("RGB")).astype(int)[:, 15]
+    assert (line[:, 1] > 220).all() and (line[:, [0, 2]] < 60).all()
 
 
 def test_encode_image_writes_rgba_as_rgb_jpeg() -> None:

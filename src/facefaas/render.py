@@ -259,7 +259,8 @@ def _pixelate(img: Image.Image, box: Box, origin: tuple[int, int], block: int) -
 
 
 def encode_image(img: Image.Image, format: str = "jpeg", quality: int = SEED_JPEG_QUALITY) -> bytes:
-    """``img`` as JPEG (``quality`` 1..100, the seed's 80 by default) or lossless PNG bytes.
+    """``img`` as JPEG (``quality`` 1..100, the seed's 80 by default; 4:4:4 chroma, no
+    subsampling, as the seed wrote it) or lossless PNG bytes.
 
     ``format`` is ``"jpeg"`` (or ``"jpg"``) or ``"png"``, any case. ``quality`` is validated for
     both but used only by JPEG. Images with alpha or a palette are converted to RGB for JPEG.
@@ -275,5 +276,6 @@ def encode_image(img: Image.Image, format: str = "jpeg", quality: int = SEED_JPE
         img.save(buffer, format="PNG")
     else:
         rgb = img if img.mode in ("RGB", "L") else img.convert("RGB")
-        rgb.save(buffer, format="JPEG", quality=quality)
+        # 4:4:4 chroma, like the seed's encoder: subsampled chroma smears 1-pixel coloured lines.
+        rgb.save(buffer, format="JPEG", quality=quality, subsampling=0)
     return buffer.getvalue()
