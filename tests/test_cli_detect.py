@@ -323,6 +323,15 @@ def test_remote_errors_are_reported_per_file(photos: Path, monkeypatch: pytest.M
     assert result.stderr.count("missing or wrong API key") == 3
 
 
+def test_remote_without_the_client_module_is_a_clear_usage_error(
+    photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "facefaas.client", None)  # makes the import fail
+    result = run(str(photos / "a"), "--remote", "http://h:8000")
+    assert result.exit_code == 2
+    assert "--remote needs the HTTP client" in result.stderr
+
+
 def _timed(*args: str, **kwargs: Any) -> tuple[subprocess.CompletedProcess[bytes], float]:
     start = time.perf_counter()
     done = subprocess.run([FACEFAAS, *args], capture_output=True, timeout=60, **kwargs)
