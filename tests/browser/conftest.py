@@ -74,7 +74,7 @@ class LiveServer:
         self._sock.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The facefaas service with a fresh data directory, at ``live_server.url``."""
     pytest.importorskip("fastapi", reason="the server extra is not installed")
@@ -95,7 +95,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main
+# thread while it is open, which would break asyncio.run() in the tests collected after these.
+@pytest.fixture(scope="module")
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A headless Chromium (Debian's) with a fresh profile, as a Playwright browser context."""
     if not CHROMIUM.is_file():

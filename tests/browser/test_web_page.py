@@ -363,3 +363,18 @@ def test_error_message_names_the_status_and_what_to_do(
     assert expected in text
     if status:
         assert text.endswith(f"(HTTP {status})")
+
+
+def test_image_the_browser_cannot_show_is_displayed_as_the_server_renders_it(
+    page: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "plain.tiff"  # Pillow reads TIFF; Chromium does not display it
+    Image.new("RGB", (80, 60), (90, 120, 150)).save(path)
+
+    with page.expect_response(lambda r: _is_post(r, "/annotate")) as annotated:
+        result = _detect(page, lambda: page.set_input_files("#file-input", path))
+
+    assert annotated.value.status == 200
+    picture = page.locator("#picture")
+    size = picture.evaluate("(img) => [img.naturalWidth, img.naturalHeight]")
+    assert size == [result["width"], result["height"]] == [80, 60]
