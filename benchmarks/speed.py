@@ -111,20 +111,32 @@ def peak_memory_mb(path: Path) -> float:
         f"d({str(path)!r}); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
     return int(out.stdout.split()[-1]) / 1024
 
 
 def report(name: str, seconds: list[float]) -> dict[str, float]:
     median_ms = statistics.median(seconds) * 1000
     total = sum(seconds)
-    return {"median_ms": round(median_ms, 1), "total_s": round(total, 2), "images_per_s": round(len(seconds) / total, 2)}
+    return {
+        "median_ms": round(median_ms, 1),
+        "total_s": round(total, 2),
+        "images_per_s": round(len(seconds) / total, 2),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions and 40 WIDER images")
-    parser.add_argument("--wider-limit", type=int, default=None, help="use only the first N WIDER images")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions and 40 WIDER images"
+    )
+    parser.add_argument(
+        "--wider-limit", type=int, default=None, help="use only the first N WIDER images"
+    )
     parser.add_argument("--no-peers", action="store_true", help="time facefaas only")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args()
@@ -137,9 +149,13 @@ def main() -> None:
     wider_files = sorted(WIDER.rglob("*.jpg"))
     limit = args.wider_limit or (40 if args.quick else None)
     wider_files = wider_files[:limit] if limit else wider_files
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"onnxruntime {onnxruntime.__version__}, intra-op threads = {os.cpu_count()} (facefaas default), "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(
+        f"onnxruntime {onnxruntime.__version__}, intra-op threads = {os.cpu_count()} (facefaas default), "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    )
 
     contenders: list[tuple[str, Runner]] = []
     name, run_ours, batch_ours = ours()
@@ -162,11 +178,16 @@ def main() -> None:
         reps = repeats if len(images) == 1 else 1
         baseline = None
         for contender, run in contenders:
-            timing = report(contender, time_each(run, images, reps if "14 Mpx" not in set_name else max(2, reps // 3)))
+            timing = report(
+                contender,
+                time_each(run, images, reps if "14 Mpx" not in set_name else max(2, reps // 3)),
+            )
             results[f"{set_name} / {contender}"] = timing
             baseline = baseline or timing["median_ms"]
             ratio = timing["median_ms"] / baseline
-            print(f"{contender:36s} {timing['median_ms']:9.1f} ms/image   ratio to facefaas {ratio:5.2f}")
+            print(
+                f"{contender:36s} {timing['median_ms']:9.1f} ms/image   ratio to facefaas {ratio:5.2f}"
+            )
 
     print(f"\n== WIDER FACE subset ({len(wider_files)} images, 1024 px wide), single images")
     wider = [load_rgb(p) for p in wider_files]
@@ -176,21 +197,28 @@ def main() -> None:
         timing = report(contender, seconds)
         results[f"wider / {contender}"] = timing
         baseline_total = baseline_total or timing["total_s"]
-        print(f"{contender:36s} total {timing['total_s']:7.2f} s  median {timing['median_ms']:7.1f} ms  "
-              f"{timing['images_per_s']:6.2f} images/s   ratio to facefaas {timing['total_s'] / baseline_total:5.2f}")
+        print(
+            f"{contender:36s} total {timing['total_s']:7.2f} s  median {timing['median_ms']:7.1f} ms  "
+            f"{timing['images_per_s']:6.2f} images/s   ratio to facefaas {timing['total_s'] / baseline_total:5.2f}"
+        )
 
     print("\n== WIDER FACE subset, facefaas detect_batch (8 images a call)")
     start = time.perf_counter()
     for i in range(0, len(wider), 8):
         batch_ours(wider[i : i + 8])
     total = time.perf_counter() - start
-    results["wider / facefaas batched"] = {"total_s": round(total, 2), "images_per_s": round(len(wider) / total, 2)}
+    results["wider / facefaas batched"] = {
+        "total_s": round(total, 2),
+        "images_per_s": round(len(wider) / total, 2),
+    }
     print(f"{'facefaas detect_batch':36s} total {total:7.2f} s  {len(wider) / total:6.2f} images/s")
 
     peak = peak_memory_mb(BIG)
     results["peak_rss_mb_14mpx"] = round(peak, 1)
-    print(f"\npeak memory of a fresh process detecting the 14-Mpx image: {peak:.0f} MB "
-          f"(self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB for this benchmark)")
+    print(
+        f"\npeak memory of a fresh process detecting the 14-Mpx image: {peak:.0f} MB "
+        f"(self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB for this benchmark)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -26,7 +26,9 @@ def astronaut(shared: Path) -> np.ndarray:
     return np.asarray(Image.open(shared / ASTRONAUT).convert("RGB"))
 
 
-def test_astronaut_has_one_face_with_landmarks_inside_the_box(detector: Detector, astronaut: np.ndarray) -> None:
+def test_astronaut_has_one_face_with_landmarks_inside_the_box(
+    detector: Detector, astronaut: np.ndarray
+) -> None:
     faces = detector(astronaut)
     assert len(faces) == 1
     x1, y1, x2, y2 = faces.boxes[0]
@@ -51,7 +53,9 @@ def test_an_image_smaller_than_the_first_window_gives_an_empty_result(detector: 
     assert len(detector(np.zeros((10, 10, 3), np.uint8))) == 0
 
 
-def test_per_call_parameters_override_the_detector_defaults(detector: Detector, astronaut: np.ndarray) -> None:
+def test_per_call_parameters_override_the_detector_defaults(
+    detector: Detector, astronaut: np.ndarray
+) -> None:
     assert len(detector(astronaut, min_size=300)) == 0
     assert len(detector(astronaut, thresholds=(0.6, 0.7, 0.99999))) == 0
     assert len(detector(astronaut, thresholds="0.6,0.7,0.7")) == 1
@@ -59,15 +63,31 @@ def test_per_call_parameters_override_the_detector_defaults(detector: Detector, 
 
 @pytest.mark.parametrize(
     "params",
-    [{"min_size": 2}, {"factor": 0.99}, {"factor": "x"}, {"thresholds": (0.5, 0.5)}, {"thresholds": (0.5, 0.5, 1.5)}, {"scale": 2}],
+    [
+        {"min_size": 2},
+        {"factor": 0.99},
+        {"factor": "x"},
+        {"thresholds": (0.5, 0.5)},
+        {"thresholds": (0.5, 0.5, 1.5)},
+        {"scale": 2},
+    ],
 )
-def test_out_of_range_parameters_are_refused_with_a_clear_error(detector: Detector, astronaut: np.ndarray, params: dict) -> None:  # type: ignore[type-arg]
+def test_out_of_range_parameters_are_refused_with_a_clear_error(
+    detector: Detector, astronaut: np.ndarray, params: dict
+) -> None:  # type: ignore[type-arg]
     with pytest.raises(ParameterError):
         detector(astronaut, **params)
 
 
-def test_a_batch_of_different_sizes_equals_one_by_one(detector: Detector, astronaut: np.ndarray) -> None:
-    images = [astronaut, astronaut[:300, 50:400], np.ascontiguousarray(astronaut[::-1]), np.zeros((64, 80, 3), np.uint8)]
+def test_a_batch_of_different_sizes_equals_one_by_one(
+    detector: Detector, astronaut: np.ndarray
+) -> None:
+    images = [
+        astronaut,
+        astronaut[:300, 50:400],
+        np.ascontiguousarray(astronaut[::-1]),
+        np.zeros((64, 80, 3), np.uint8),
+    ]
     batch = detector.detect_batch(images)
     for image, faces in zip(images, batch, strict=True):
         single = detector(image)
@@ -77,7 +97,9 @@ def test_a_batch_of_different_sizes_equals_one_by_one(detector: Detector, astron
     assert [len(f) for f in batch][3] == 0
 
 
-def test_one_detector_used_from_many_threads_gives_the_single_thread_results(detector: Detector, astronaut: np.ndarray) -> None:
+def test_one_detector_used_from_many_threads_gives_the_single_thread_results(
+    detector: Detector, astronaut: np.ndarray
+) -> None:
     images = [astronaut, astronaut[:, ::-1].copy(), astronaut[100:, 100:].copy()] * 4
     expected = [detector(image) for image in images]
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -87,7 +109,9 @@ def test_one_detector_used_from_many_threads_gives_the_single_thread_results(det
         np.testing.assert_array_equal(got.scores, want.scores)
 
 
-def test_module_level_detect_uses_the_default_model(astronaut: np.ndarray, detector: Detector) -> None:
+def test_module_level_detect_uses_the_default_model(
+    astronaut: np.ndarray, detector: Detector
+) -> None:
     np.testing.assert_array_equal(facefaas.detect(astronaut).boxes, detector(astronaut).boxes)
 
 
@@ -110,7 +134,9 @@ def test_an_unknown_model_name_is_not_found() -> None:
         Detector("no-such-model")
 
 
-def test_a_detector_can_run_in_memory_weights(shared: Path, astronaut: np.ndarray, detector: Detector) -> None:
+def test_a_detector_can_run_in_memory_weights(
+    shared: Path, astronaut: np.ndarray, detector: Detector
+) -> None:
     from facefaas.models.importers.tf_graph import read_tf_graph
 
     weights = read_tf_graph((shared / "data" / "mtcnn.pb").read_bytes())

@@ -9,7 +9,11 @@ from facefaas.params import DetectionParams
 
 
 def test_defaults_are_the_seeds() -> None:
-    assert DetectionParams().to_dict() == {"min_size": 20.0, "thresholds": [0.6, 0.7, 0.7], "factor": 0.709}
+    assert DetectionParams().to_dict() == {
+        "min_size": 20.0,
+        "thresholds": [0.6, 0.7, 0.7],
+        "factor": 0.709,
+    }
 
 
 def test_solvay_pyramid_has_the_graphs_eleven_levels() -> None:

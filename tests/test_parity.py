@@ -21,7 +21,9 @@ def detector() -> Detector:
 
 
 @pytest.mark.parametrize("golden_file", ["seed-tf-photos.json", "seed-tf-wider-val.json"])
-def test_detections_match_the_seed_graph(shared: Path, detector: Detector, golden_file: str) -> None:
+def test_detections_match_the_seed_graph(
+    shared: Path, detector: Detector, golden_file: str
+) -> None:
     golden = load_golden(shared, golden_file)
     totals = np.zeros(4, int)
     landmark_errors: list[float] = []
@@ -31,9 +33,17 @@ def test_detections_match_the_seed_graph(shared: Path, detector: Detector, golde
         assert (faces.width, faces.height) == (entry["width"], entry["height"]), relative
         ref_boxes, ref_landmarks = golden_arrays(entry)
         agreement = compare(ref_boxes, ref_landmarks, faces.boxes, faces.landmarks, iou=0.9)
-        totals += [agreement.reference, agreement.ours, agreement.reference_matched, agreement.ours_matched]
+        totals += [
+            agreement.reference,
+            agreement.ours,
+            agreement.reference_matched,
+            agreement.ours_matched,
+        ]
         landmark_errors += agreement.landmark_errors
-        if agreement.reference_matched < agreement.reference or agreement.ours_matched < agreement.ours:
+        if (
+            agreement.reference_matched < agreement.reference
+            or agreement.ours_matched < agreement.ours
+        ):
             differing.append(f"{relative}: golden {agreement.reference}, ours {agreement.ours}")
     reference, ours, reference_matched, ours_matched = totals
     errors = np.array(landmark_errors)

@@ -28,8 +28,12 @@ def test_requests_resolve_to_provider_lists(requested, available, expected) -> N
 
 @pytest.mark.parametrize(
     ("requested", "message"),
-    [("cuda", "CUDAExecutionProvider is not available"), ("tpu", "unknown execution provider"),
-     ([CUDA], "not available"), ([], "empty")],
+    [
+        ("cuda", "CUDAExecutionProvider is not available"),
+        ("tpu", "unknown execution provider"),
+        ([CUDA], "not available"),
+        ([], "empty"),
+    ],
 )
 def test_unavailable_or_unknown_providers_are_refused(requested, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ProviderError, match=message):

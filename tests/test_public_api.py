@@ -26,5 +26,7 @@ def test_importing_the_package_loads_no_heavy_module_and_configures_no_logging()
         "heavy = [m for m in ('numpy', 'onnxruntime', 'httpx', 'PIL') if m in sys.modules];"
         "print(heavy, logging.getLogger().handlers)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[] []"

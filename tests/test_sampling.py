@@ -33,7 +33,9 @@ def test_resize_bilinear_samples_at_i_times_in_over_out(out_h: int, out_w: int) 
     out = resize_bilinear(image, out_h, out_w)
     assert out.shape == (3, out_h, out_w)
     for c, y, x in [(0, 0, 0), (1, out_h - 1, out_w - 1), (2, out_h // 2, out_w // 3)]:
-        assert out[c, y, x] == pytest.approx(_tf_resize_pixel(image, out_h, out_w, c, y, x), abs=1e-5)
+        assert out[c, y, x] == pytest.approx(
+            _tf_resize_pixel(image, out_h, out_w, c, y, x), abs=1e-5
+        )
 
 
 def test_crop_and_resize_of_the_whole_image_is_the_image() -> None:
@@ -69,18 +71,32 @@ def source() -> np.ndarray:
 def test_fused_pyramid_level_equals_the_reference(cascades, source) -> None:  # type: ignore[no-untyped-def]
     fast, reference = cascades
     for height, width in [(120, 160), (85, 113), (60, 80), (14, 19)]:
-        for a, b in zip(fast.pnet(source, [(height, width)])[0], reference.pnet(source, [(height, width)])[0], strict=True):
+        for a, b in zip(
+            fast.pnet(source, [(height, width)])[0],
+            reference.pnet(source, [(height, width)])[0],
+            strict=True,
+        ):
             np.testing.assert_allclose(a, b, atol=2e-4)
 
 
 @pytest.mark.parametrize("stage", ["rnet", "onet"])
-def test_fused_crops_equal_the_reference_inside_and_across_the_border(cascades, source, stage: str) -> None:  # type: ignore[no-untyped-def]
+def test_fused_crops_equal_the_reference_inside_and_across_the_border(
+    cascades, source, stage: str
+) -> None:  # type: ignore[no-untyped-def]
     fast, reference = cascades
     boxes = np.array(
-        [[10, 10, 50, 50], [-15, -8, 30, 37], [140, 90, 175, 125], [60.3, 20.7, 83.9, 44.3], [0, 0, 159, 119]],
+        [
+            [10, 10, 50, 50],
+            [-15, -8, 30, 37],
+            [140, 90, 175, 125],
+            [60.3, 20.7, 83.9, 44.3],
+            [0, 0, 159, 119],
+        ],
         np.float32,
     )
-    for a, b in zip(getattr(fast, stage)(source, boxes), getattr(reference, stage)(source, boxes), strict=True):
+    for a, b in zip(
+        getattr(fast, stage)(source, boxes), getattr(reference, stage)(source, boxes), strict=True
+    ):
         np.testing.assert_allclose(a, b, atol=5e-4)
 
 
@@ -88,10 +104,14 @@ def test_fused_nms_keeps_the_same_boxes_in_the_same_order(cascades) -> None:  # 
     fast, reference = cascades
     rng = np.random.default_rng(3)
     corners = rng.uniform(0, 200, (300, 2)).astype(np.float32)
-    boxes = np.concatenate([corners, corners + rng.uniform(8, 40, (300, 2)).astype(np.float32)], axis=1)
+    boxes = np.concatenate(
+        [corners, corners + rng.uniform(8, 40, (300, 2)).astype(np.float32)], axis=1
+    )
     scores = rng.choice(np.array([1.0, 0.99, 0.9, 0.7], np.float32), 300)  # many ties
     for threshold in (0.5, 0.7, 0.6):
         np.testing.assert_array_equal(
             fast.nms(boxes, scores, threshold, 1000), reference.nms(boxes, scores, threshold, 1000)
         )
-    np.testing.assert_array_equal(fast.nms(boxes, scores, 0.5, 7), reference.nms(boxes, scores, 0.5, 7))
+    np.testing.assert_array_equal(
+        fast.nms(boxes, scores, 0.5, 7), reference.nms(boxes, scores, 0.5, 7)
+    )

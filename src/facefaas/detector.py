@@ -78,7 +78,9 @@ class Detector:
 
     def resolve_params(self, overrides: dict[str, Any]) -> DetectionParams:
         """This detector's parameters with per-call overrides applied and validated."""
-        return DetectionParams.from_mapping(overrides, base=self.params) if overrides else self.params
+        return (
+            DetectionParams.from_mapping(overrides, base=self.params) if overrides else self.params
+        )
 
     def __call__(self, image: Any, *, channels: str = "rgb", **params: Any) -> Faces:
         """Detect faces in one image.
@@ -99,7 +101,9 @@ class Detector:
         decoded = load_image(image, channels=channels)  # type: ignore[arg-type]
         return self._detect_pixels(decoded.pixels, resolved)
 
-    def detect_batch(self, images: Sequence[Any], *, channels: str = "rgb", **params: Any) -> list[Faces]:
+    def detect_batch(
+        self, images: Sequence[Any], *, channels: str = "rgb", **params: Any
+    ) -> list[Faces]:
         """Detect faces in several images (sizes may differ); equal to one call per image."""
         if isinstance(images, str | bytes | np.ndarray):
             raise ParameterError("detect_batch takes a sequence of images")

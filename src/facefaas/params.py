@@ -56,7 +56,9 @@ class DetectionParams:
         object.__setattr__(self, "factor", factor)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], base: DetectionParams | None = None) -> DetectionParams:
+    def from_mapping(
+        cls, values: Mapping[str, Any], base: DetectionParams | None = None
+    ) -> DetectionParams:
         """Parameters from a mapping (JSON, query string); missing keys come from ``base``.
 
         ``thresholds`` may be a sequence or a comma-separated string. Unknown keys are an error.

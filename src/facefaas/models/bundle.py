@@ -38,7 +38,9 @@ class Bundle:
         return weights_from_onnx(models)
 
 
-def write_bundle(directory: str | os.PathLike[str], weights: MtcnnWeights, manifest: ModelManifest) -> Path:
+def write_bundle(
+    directory: str | os.PathLike[str], weights: MtcnnWeights, manifest: ModelManifest
+) -> Path:
     """Write ``weights`` as a bundle into ``directory`` (created; replaced atomically if present).
 
     The manifest's ``weights_sha256`` is set from the weights. Returns the bundle's path.

@@ -67,9 +67,14 @@ class _Graph:
         pads = [0, 0, 1, 1] if same else [0, 0, 0, 0]
         self.nodes.append(
             helper.make_node(
-                "MaxPool", [x], [name], name=name,
-                kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads,
-            )  # fmt: skip
+                "MaxPool",
+                [x],
+                [name],
+                name=name,
+                kernel_shape=[kernel, kernel],
+                strides=[stride, stride],
+                pads=pads,
+            )
         )
         return name
 

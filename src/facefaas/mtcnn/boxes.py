@@ -12,7 +12,9 @@ __all__ = ["landmarks_in_box", "pnet_candidates", "regress", "square"]
 F32 = npt.NDArray[np.float32]
 
 
-def pnet_candidates(face_prob: F32, reg: F32, scale: float, threshold: float) -> tuple[F32, F32, F32]:
+def pnet_candidates(
+    face_prob: F32, reg: F32, scale: float, threshold: float
+) -> tuple[F32, F32, F32]:
     """Windows of one pyramid level whose face probability is ``> threshold``.
 
     Args:
@@ -42,8 +44,11 @@ def square(boxes: F32) -> F32:
     """Make boxes square around their centre, side ``max(w + 1, h + 1)`` as the graph does."""
     sides = boxes[:, 2:] - boxes[:, :2] + np.float32(1)
     longest = sides.max(axis=1, keepdims=True)
-    delta = np.concatenate([(sides - longest) * np.float32(0.5), (sides - longest) * np.float32(-0.5)], axis=1)
-    return (boxes + delta).astype(np.float32)
+    delta = np.concatenate(
+        [(sides - longest) * np.float32(0.5), (sides - longest) * np.float32(-0.5)], axis=1
+    )
+    squared: F32 = (boxes + delta).astype(np.float32)
+    return squared
 
 
 def landmarks_in_box(boxes: F32, relative: F32) -> F32:

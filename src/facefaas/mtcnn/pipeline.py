@@ -45,14 +45,17 @@ class CascadeOps(Protocol):
         ...
 
     def rnet(self, source: F32, boxes: F32) -> tuple[F32, F32]:
-        """R-Net on 24x24 CropAndResize crops of ``boxes``: probability ``(n,)``, offsets ``(n, 4)``."""
+        """R-Net on 24x24 CropAndResize crops of ``boxes``: probability ``(n,)``,
+        offsets ``(n, 4)``."""
         ...
 
     def onet(self, source: F32, boxes: F32) -> tuple[F32, F32, F32]:
         """O-Net on 48x48 crops: probability ``(n,)``, offsets ``(n, 4)``, landmarks ``(n, 10)``."""
         ...
 
-    def nms(self, boxes: F32, scores: F32, threshold: float, max_output: int) -> npt.NDArray[np.intp]:
+    def nms(
+        self, boxes: F32, scores: F32, threshold: float, max_output: int
+    ) -> npt.NDArray[np.intp]:
         """Indices kept by :func:`facefaas.mtcnn.nms.nms`'s rule, in selection order."""
         ...
 
@@ -67,7 +70,9 @@ class Detections:
 
     @classmethod
     def empty(cls) -> Detections:
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+        return cls(
+            np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+        )
 
 
 def normalize(rgb: npt.NDArray[np.uint8]) -> F32:
@@ -95,7 +100,7 @@ def pnet_stage(source: F32, ops: CascadeOps, params: DetectionParams) -> tuple[F
     outputs = ops.pnet(source, [(h, w) for _, h, w in levels])
     for (scale, _, _), (prob, reg) in zip(levels, outputs, strict=True):
         boxes, scores, offsets = pnet_candidates(prob, reg, scale, params.thresholds[0])
-        keep = ops.nms(boxes, scores, C.NMS_PNET_SCALE, C.NMS_MAX_OUTPUT)
+        keep = ops.nms(boxes, scores, float(C.NMS_PNET_SCALE), C.NMS_MAX_OUTPUT)
         all_boxes.append(boxes[keep])
         all_scores.append(scores[keep])
         all_offsets.append(offsets[keep])
@@ -104,18 +109,20 @@ def pnet_stage(source: F32, ops: CascadeOps, params: DetectionParams) -> tuple[F
     boxes = np.concatenate(all_boxes)
     scores = np.concatenate(all_scores)
     offsets = np.concatenate(all_offsets)
-    keep = ops.nms(boxes, scores, C.NMS_PNET_ALL, C.NMS_MAX_OUTPUT)
+    keep = ops.nms(boxes, scores, float(C.NMS_PNET_ALL), C.NMS_MAX_OUTPUT)
     return square(regress(boxes[keep], offsets[keep])), scores[keep]
 
 
-def rnet_stage(source: F32, boxes: F32, ops: CascadeOps, params: DetectionParams) -> tuple[F32, F32]:
+def rnet_stage(
+    source: F32, boxes: F32, ops: CascadeOps, params: DetectionParams
+) -> tuple[F32, F32]:
     """Refined, squared boxes and R-Net scores."""
     if len(boxes) == 0:
         return boxes, np.zeros(0, np.float32)
     prob, offsets = ops.rnet(source, boxes)
     mask = prob > np.float32(params.thresholds[1])
     boxes, prob, offsets = boxes[mask], prob[mask], offsets[mask]
-    keep = ops.nms(boxes, prob, C.NMS_RNET, C.NMS_MAX_OUTPUT)
+    keep = ops.nms(boxes, prob, float(C.NMS_RNET), C.NMS_MAX_OUTPUT)
     return square(regress(boxes[keep], offsets[keep])), prob[keep]
 
 
@@ -128,7 +135,7 @@ def onet_stage(source: F32, boxes: F32, ops: CascadeOps, params: DetectionParams
     boxes, prob, offsets, marks = boxes[mask], prob[mask], offsets[mask], marks[mask]
     landmarks = landmarks_in_box(boxes, marks)
     boxes = regress(boxes, offsets)
-    keep = ops.nms(boxes, prob, C.NMS_ONET, C.NMS_MAX_OUTPUT)
+    keep = ops.nms(boxes, prob, float(C.NMS_ONET), C.NMS_MAX_OUTPUT)
     return Detections(boxes[keep], prob[keep], landmarks[keep])
 
 

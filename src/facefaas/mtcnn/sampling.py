@@ -22,7 +22,9 @@ __all__ = ["CropGrid", "crop_and_resize", "crop_grid", "resize_bilinear"]
 F32 = npt.NDArray[np.float32]
 
 
-def _legacy_weights(out_size: int, in_size: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], F32]:
+def _legacy_weights(
+    out_size: int, in_size: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], F32]:
     scale = np.float32(in_size) / np.float32(out_size)
     coords = np.arange(out_size, dtype=np.float32) * scale
     floor = np.floor(coords)
@@ -76,7 +78,7 @@ def crop_grid(boxes: F32, height: int, width: int, side: int) -> CropGrid:
 
 
 def crop_and_resize(image: F32, boxes: F32, side: int) -> F32:
-    """Crop ``boxes`` (``(n, 4)`` x1, y1, x2, y2 pixels) from a planar image to ``(n, C, side, side)``.
+    """Crop ``boxes`` (``(n, 4)`` x1, y1, x2, y2 pixels) of a planar image to ``(n, C, side, side)``.
 
     Samples outside the image are 0 (the graph's extrapolation value, i.e. grey in normalised
     pixels).

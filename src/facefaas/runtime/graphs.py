@@ -26,7 +26,9 @@ OPSET = 17
 _IR_VERSION = 8
 
 
-def _prepend(net: onnx.ModelProto, inputs: list[onnx.ValueInfoProto], nodes: list[onnx.NodeProto]) -> onnx.ModelProto:
+def _prepend(
+    net: onnx.ModelProto, inputs: list[onnx.ValueInfoProto], nodes: list[onnx.NodeProto]
+) -> onnx.ModelProto:
     """A copy of ``net`` whose input ``image`` is computed by ``nodes`` from ``inputs``."""
     model = onnx.ModelProto()
     model.CopyFrom(net)
@@ -80,7 +82,11 @@ def nms_model() -> onnx.ModelProto:
     """Inputs ``boxes (1, n, 4)``, ``scores (1, 1, n)``, ``max_output (1,) int64``,
     ``threshold (1,)`` -> ``selected (k, 3) int64`` (column 2: box index, in selection order)."""
     graph = helper.make_graph(
-        [helper.make_node("NonMaxSuppression", ["boxes", "scores", "max_output", "threshold"], ["selected"])],
+        [
+            helper.make_node(
+                "NonMaxSuppression", ["boxes", "scores", "max_output", "threshold"], ["selected"]
+            )
+        ],
         "nms",
         [
             helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, "n", 4]),
@@ -90,4 +96,6 @@ def nms_model() -> onnx.ModelProto:
         ],
         [helper.make_tensor_value_info("selected", TensorProto.INT64, ["k", 3])],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=_IR_VERSION)
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=_IR_VERSION
+    )

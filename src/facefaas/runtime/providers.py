@@ -43,7 +43,11 @@ def resolve_providers(requested: str | Sequence[str] | None, available: Sequence
             raise ProviderError("the provider list is empty")
     missing = [p for p in wanted if p not in available]
     if missing:
-        hint = " (install facefaas[gpu], i.e. onnxruntime-gpu, and check the CUDA drivers)" if CUDA in missing else ""
+        hint = (
+            " (install facefaas[gpu], i.e. onnxruntime-gpu, and check the CUDA drivers)"
+            if CUDA in missing
+            else ""
+        )
         raise ProviderError(
             f"execution provider {', '.join(missing)} is not available{hint}; "
             f"available: {', '.join(available)}"

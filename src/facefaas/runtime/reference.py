@@ -42,7 +42,9 @@ class ReferenceCascade:
         return outputs
 
     def rnet(self, source: F32, boxes: F32) -> tuple[F32, F32]:
-        prob, reg = self._sessions["rnet"].run(None, {"image": crop_and_resize(source[0], boxes, RNET_SIDE)})
+        prob, reg = self._sessions["rnet"].run(
+            None, {"image": crop_and_resize(source[0], boxes, RNET_SIDE)}
+        )
         return prob[:, 1], reg
 
     def onet(self, source: F32, boxes: F32) -> tuple[F32, F32, F32]:
@@ -50,5 +52,7 @@ class ReferenceCascade:
         prob, reg, landmarks = self._sessions["onet"].run(None, {"image": crops})
         return prob[:, 1], reg, landmarks
 
-    def nms(self, boxes: F32, scores: F32, threshold: float, max_output: int) -> npt.NDArray[np.intp]:
+    def nms(
+        self, boxes: F32, scores: F32, threshold: float, max_output: int
+    ) -> npt.NDArray[np.intp]:
         return nms(boxes, scores, threshold, max_output)

@@ -92,7 +92,9 @@ class OnnxCascade:
         workers = threads or (os.cpu_count() or 1)
         if workers < 1:
             raise ParameterError(f"threads must be >= 1, got {threads}")
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="facefaas") if workers > 1 else None
+        self._pool = (
+            ThreadPoolExecutor(workers, thread_name_prefix="facefaas") if workers > 1 else None
+        )
         try:
             pure = {net: onnx.load_from_string(networks[net]) for net in ("pnet", "rnet", "onet")}
         except KeyError as exc:
@@ -142,7 +144,9 @@ class OnnxCascade:
         # hundreds of crops streams tens of MB per layer through memory (measured ~15% slower).
         session = self._sessions[net]
         starts = list(range(0, len(boxes), chunk))
-        parts = self._map(lambda i: session.run(None, _crop_inputs(source, boxes[i : i + chunk], side)), starts)
+        parts = self._map(
+            lambda i: session.run(None, _crop_inputs(source, boxes[i : i + chunk], side)), starts
+        )
         return [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
 
     def rnet(self, source: F32, boxes: F32) -> tuple[F32, F32]:
@@ -153,7 +157,9 @@ class OnnxCascade:
         prob, reg, landmarks = self._run_chunked("onet", source, boxes, ONET_SIDE, _ONET_CHUNK)
         return prob[:, 1], reg, landmarks
 
-    def nms(self, boxes: F32, scores: F32, threshold: float, max_output: int) -> npt.NDArray[np.intp]:
+    def nms(
+        self, boxes: F32, scores: F32, threshold: float, max_output: int
+    ) -> npt.NDArray[np.intp]:
         if len(scores) == 0:
             return np.zeros(0, np.intp)
         (selected,) = self._sessions["nms"].run(
@@ -165,4 +171,5 @@ class OnnxCascade:
                 "threshold": np.array([threshold], np.float32),
             },
         )
-        return selected[:, 2].astype(np.intp)
+        kept: npt.NDArray[np.intp] = selected[:, 2].astype(np.intp)
+        return kept
