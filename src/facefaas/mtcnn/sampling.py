@@ -78,7 +78,7 @@ def crop_grid(boxes: F32, height: int, width: int, side: int) -> CropGrid:
 
 
 def crop_and_resize(image: F32, boxes: F32, side: int) -> F32:
-    """Crop ``boxes`` (``(n, 4)`` x1, y1, x2, y2 pixels) of a planar image to ``(n, C, side, side)``.
+    """Crop ``boxes`` ``(n, 4)`` (x1, y1, x2, y2 pixels) to ``(n, C, side, side)`` crops.
 
     Samples outside the image are 0 (the graph's extrapolation value, i.e. grey in normalised
     pixels).
