@@ -378,3 +378,12 @@ def test_image_the_browser_cannot_show_is_displayed_as_the_server_renders_it(
     picture = page.locator("#picture")
     size = picture.evaluate("(img) => [img.naturalWidth, img.naturalHeight]")
     assert size == [result["width"], result["height"]] == [80, 60]
+
+
+def test_narrow_screen_has_no_horizontal_scrolling(page: Any) -> None:
+    page.set_viewport_size({"width": 380, "height": 800})
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert page.evaluate(overflow) == 0
+    page.click("#tab-models")
+    page.wait_for_selector("#models-body tr[data-model-id=mtcnn]")
+    assert page.evaluate(overflow) == 0
