@@ -387,3 +387,27 @@ def test_narrow_screen_has_no_horizontal_scrolling(page: Any) -> None:
     page.click("#tab-models")
     page.wait_for_selector("#models-body tr[data-model-id=mtcnn]")
     assert page.evaluate(overflow) == 0
+
+
+_DISPATCH_FILE_JS = """([how, bytes]) => {
+  const file = new File([new Uint8Array(bytes)], `${how}.png`, { type: "image/png" });
+  const data = new DataTransfer();
+  data.items.add(file);
+  const init = { bubbles: true, cancelable: true };
+  if (how === "dropped") {
+    document.getElementById("drop-zone")
+      .dispatchEvent(new DragEvent("drop", { ...init, dataTransfer: data }));
+  } else {
+    document.dispatchEvent(new ClipboardEvent("paste", { ...init, clipboardData: data }));
+  }
+}"""
+
+
+@pytest.mark.parametrize("how", ["dropped", "pasted"])
+def test_dropped_or_pasted_image_is_detected(page: Any, tmp_path: Path, how: str) -> None:
+    data = list(_plain_png(tmp_path).read_bytes())
+
+    result = _detect(page, lambda: page.evaluate(_DISPATCH_FILE_JS, [how, data]))
+
+    assert (result["width"], result["height"]) == (64, 48)
+    assert page.inner_text("#file-name").startswith(f"{how}.png")
