@@ -95,11 +95,24 @@ def drive(url: str, image: bytes, concurrency: int, requests: int, path: str) ->
     }
 
 
+def server_memory(url: str) -> float:
+    """The server's resident memory in bytes, from its /metrics (summed over workers)."""
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith("facefaas_process_resident_memory_bytes"):
+            return float(line.rsplit(" ", 1)[1])
+    return float("nan")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextmanager
+def given_server(url: str) -> Iterator[str]:
+    yield url
 
 
 @contextmanager
@@ -155,21 +168,24 @@ def main() -> None:
     print(f"image: {args.image.name} ({len(image)} bytes), {os.cpu_count()} CPU cores")
     before = library_rate(image, args.library_seconds / 2)
 
-    server = (
-        contextmanager(lambda: iter([args.url]))()
-        if args.url
-        else local_server(args.workers, args.inference_threads)
-    )
+    if args.url:
+        server = given_server(args.url)
+    else:
+        server = local_server(args.workers, args.inference_threads)
     results = []
     with server as url:
         drive(url, image, 2, 6, path)  # warm up connections and sessions
+        memory_before = server_memory(url)
         for level in levels:
             count = args.requests or max(40, 12 * level)
             results.append(drive(url, image, level, count, path))
+        memory_after = server_memory(url)
     after = library_rate(image, args.library_seconds / 2)
     library = (before + after) / 2
 
     print(f"library: {library:.2f} images/s (before {before:.2f}, after {after:.2f})")
+    print(f"server memory: {memory_before / 2**20:.0f} MiB after warm-up, "
+          f"{memory_after / 2**20:.0f} MiB at the end")  # fmt: skip
     print(f"{'concurrency':>11} {'requests':>8} {'errors':>6} {'req/s':>7} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'vs library':>10}")  # fmt: skip
     for r in results:
