@@ -132,3 +132,14 @@ def test_the_seed_page_may_call_from_another_origin(http: httpx.Client, hopper: 
     )
     assert response.headers["access-control-allow-origin"] == "*"
     assert "x-face-count" in response.headers["access-control-expose-headers"].lower()
+
+
+@pytest.mark.parametrize("function", ["annotate", "blur", "pixelate"])
+def test_other_pictures_have_bytes_routes_too(
+    http: httpx.Client, hopper: bytes, function: str
+) -> None:
+    response = http.post(
+        f"/api/run/mtcnn/{function}/bytes", content=hopper, params={"format": "png"}
+    )
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(response.content)).size == (128, 128)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +36,9 @@ from facefaas.server.runner import (
 )
 from facefaas.server.usage import UsageBuffer
 from facefaas.settings import Settings
+
+if TYPE_CHECKING:
+    from facefaas.models.importing import ImportedModel
 
 __all__ = ["ModelUpload", "Service"]
 
@@ -305,7 +308,7 @@ class Service:
         DetectionParams.from_mapping(detection)  # ParameterError (422) if out of range
         return await run_in_threadpool(self.registry.set_config, model_id, config)
 
-    def _import(self, upload: ModelUpload) -> Any:
+    def _import(self, upload: ModelUpload) -> ImportedModel:
         from facefaas.models.importing import import_model
 
         # A file name helps the importer tell formats apart; only its last part is used.
