@@ -182,6 +182,10 @@ def test_two_workers_share_one_registry_and_metrics(
         if line.startswith("facefaas_inference_seconds_count") and model_id in line
     )  # fmt: skip
     assert float(line.rsplit(" ", 1)[1]) == 8
-    info = httpx.get(f"{server.url}/api/models/{model_id}").json()
-    assert info["usage"]["calls"] >= 1
+    # Each worker writes its usage counts to the shared database every 2 s.
+    deadline, calls = time.monotonic() + 20, 0
+    while calls < 8 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        calls = httpx.get(f"{server.url}/api/models/{model_id}").json()["usage"]["calls"]
+    assert calls == 8
     server.stop()
