@@ -162,3 +162,47 @@ def test_cors_allows_only_configured_origins(start_server: ServerFactory) -> Non
             "/api/run/mtcnn/detect", headers={"Origin": "https://evil.example", **preflight}
         )
         assert "access-control-allow-origin" not in denied.headers
+
+
+def test_access_log_is_json_with_the_request_id_and_no_secrets(
+    http: httpx.Client, hopper: bytes
+) -> None:
+    import json
+    import logging
+
+    from facefaas.server.requestlog import JsonFormatter
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Collect()
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("facefaas.access")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        http.post(
+            "/api/run/mtcnn/detect",
+            content=hopper,
+            params={"min_size": 20, "api_key": "leaky"},
+            headers={"X-Request-ID": "trace-42", "X-API-Key": "ffa_supersecret"},
+        )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+    entries = [json.loads(line) for line in lines]
+    mine = [e for e in entries if e.get("request_id") == "trace-42"]
+    assert len(mine) == 1
+    entry = mine[0]
+    assert (entry["method"], entry["path"], entry["status"]) == (
+        "POST",
+        "/api/run/mtcnn/detect",
+        422,
+    )
+    assert entry["duration_ms"] > 0 and entry["level"] == "info"
+    text = "\n".join(lines)
+    assert "supersecret" not in text and "leaky" not in text and "JFIF" not in text
