@@ -123,7 +123,6 @@ def local_server(workers: int, threads: int | None) -> Iterator[str]:
         command = [
             sys.executable, "-m", "facefaas", "serve", "--port", str(port), "--data-dir", data,
             "--rate-limit", "", "--log-level", "warning", "--workers", str(workers),
-            "--queue-size", "64",
         ]  # fmt: skip
         if threads:
             command += ["--inference-threads", str(threads)]

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
 
     inference_threads: int = Field(default_factory=_default_threads, ge=1, le=256)
     queue_size: int = Field(
-        default=8, ge=0, le=10_000, description="requests waiting beyond the threads"
+        default=16, ge=0, le=10_000, description="requests waiting beyond the threads"
     )
     retry_after: int = Field(default=1, ge=1, le=3600, description="Retry-After sent with a 503")
     model_cache_size: int = Field(default=8, ge=1, le=1000, description="detectors kept loaded")

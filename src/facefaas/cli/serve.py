@@ -25,7 +25,7 @@ __all__ = ["serve"]
 @click.option("--max-model-bytes", type=int, help="Largest model upload [64 MiB].")
 @click.option("--max-batch-items", type=int, help="Most images in one batch request [32].")
 @click.option("--inference-threads", type=int, help="Images processed at once per worker.")
-@click.option("--queue-size", type=int, help="Requests waiting beyond those; then 503 [8].")
+@click.option("--queue-size", type=int, help="Requests waiting beyond those; then 503 [16].")
 @click.option("--rate-limit", help="Per client or key, e.g. '600/minute'; '' for none.")
 @click.option("--upload-token", help="Require this token to upload models.")
 @click.option("--cors-origin", "cors_origins", multiple=True, help="Allowed origin (repeat) ['*'].")
