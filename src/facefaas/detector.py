@@ -51,6 +51,10 @@ class Detector:
             call may override them).
         providers: ``"cpu"`` (default), ``"cuda"``, ``"auto"`` or ORT provider names.
         threads: how many pyramid levels or crop chunks run in parallel (default: all cores).
+        refine_landmarks: run the model's landmark-refinement net (LNet, e.g. Caffe's ``det4``)
+            after O-Net: ``None`` (default) when the model has one, ``False`` never, ``True``
+            always (:class:`~facefaas.errors.ParameterError` if the model has none). LNet moves
+            only the five landmarks; boxes and scores are the same either way.
 
     One detector may be used from many threads at once; results equal single-threaded ones.
     """
@@ -64,11 +68,25 @@ class Detector:
         factor: float = 0.709,
         providers: str | Sequence[str] | None = None,
         threads: int | None = None,
+        refine_landmarks: bool | None = None,
     ) -> None:
         from facefaas.runtime.sessions import OnnxCascade
 
         self.params = DetectionParams(min_size, tuple(thresholds), factor)  # type: ignore[arg-type]
         networks, self.manifest = _load_model(model)
+        if refine_landmarks not in (None, True, False):
+            raise ParameterError(
+                f"refine_landmarks must be None, True or False, not {refine_landmarks!r}"
+            )
+        if refine_landmarks and "lnet" not in networks:
+            raise ParameterError(
+                f"refine_landmarks=True, but model {self.manifest.name!r} has no landmark-"
+                "refinement net (LNet); import one with it (e.g. Caffe det1-det4)"
+            )
+        if refine_landmarks is False:
+            networks = {net: data for net, data in networks.items() if net != "lnet"}
+        self.refine_landmarks: bool = "lnet" in networks
+        """Whether detections run LNet after O-Net."""
         self._ops = OnnxCascade(networks, providers=providers, threads=threads)
 
     @property
@@ -115,7 +133,9 @@ class Detector:
 
     def _detect_pixels(self, rgb: np.ndarray, params: DetectionParams) -> Faces:
         height, width = rgb.shape[:2]
-        found = run_cascade(normalize(rgb), self._ops, params)
+        found = run_cascade(
+            normalize(rgb), self._ops, params, refine_landmarks=self.refine_landmarks
+        )
         return Faces(found.boxes, found.scores, found.landmarks, width=width, height=height)
 
 

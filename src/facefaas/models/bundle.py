@@ -1,4 +1,5 @@
-"""Model bundles on disk: ``pnet.onnx``, ``rnet.onnx``, ``onet.onnx`` and ``manifest.json``.
+"""Model bundles on disk: ``pnet.onnx``, ``rnet.onnx``, ``onet.onnx`` and ``manifest.json``, plus
+``lnet.onnx`` for a model with landmark refinement (optional).
 
 A bundle is the one form in which facefaas stores, ships and exports a model. Writing is atomic:
 files go to a temporary sibling folder that is renamed into place.
@@ -19,15 +20,17 @@ from facefaas.models.manifest import ModelManifest
 from facefaas.models.onnx_build import build_networks, weights_from_onnx
 from facefaas.models.weights import MtcnnWeights
 
-__all__ = ["NETWORK_FILES", "Bundle", "read_bundle", "write_bundle"]
+__all__ = ["NETWORK_FILES", "REQUIRED_NETWORKS", "Bundle", "read_bundle", "write_bundle"]
 
-NETWORK_FILES = {"pnet": "pnet.onnx", "rnet": "rnet.onnx", "onet": "onet.onnx"}
+NETWORK_FILES = {"pnet": "pnet.onnx", "rnet": "rnet.onnx", "onet": "onet.onnx", "lnet": "lnet.onnx"}
+REQUIRED_NETWORKS = ("pnet", "rnet", "onet")  # lnet is optional
 MANIFEST_FILE = "manifest.json"
 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A model read from disk: its manifest, and its networks as serialized ONNX bytes."""
+    """A model read from disk: its manifest, and its networks as serialized ONNX bytes
+    (``networks`` has ``"lnet"`` only when the bundle has ``lnet.onnx``)."""
 
     path: Path
     manifest: ModelManifest
@@ -78,11 +81,16 @@ def _write_synced(path: Path, data: bytes) -> None:
 def read_bundle(directory: str | os.PathLike[str]) -> Bundle:
     """Read a bundle folder. Raises ModelFormatError when files are missing."""
     path = Path(directory)
-    missing = [n for n in (*NETWORK_FILES.values(), MANIFEST_FILE) if not (path / n).is_file()]
+    required = [NETWORK_FILES[net] for net in REQUIRED_NETWORKS]
+    missing = [n for n in (*required, MANIFEST_FILE) if not (path / n).is_file()]
     if missing:
         raise ModelFormatError(f"{path}: not a facefaas model bundle, missing {', '.join(missing)}")
     manifest = ModelManifest.from_json((path / MANIFEST_FILE).read_bytes())
-    networks = {net: (path / name).read_bytes() for net, name in NETWORK_FILES.items()}
+    networks = {
+        net: (path / name).read_bytes()
+        for net, name in NETWORK_FILES.items()
+        if net in REQUIRED_NETWORKS or (path / name).is_file()
+    }
     if not manifest.weights_sha256:
         raise ModelValidationError(f"{path}: manifest.json has no weights_sha256")
     return Bundle(path=path, manifest=manifest, networks=networks)

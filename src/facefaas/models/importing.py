@@ -3,9 +3,9 @@
 Supported formats (:data:`FORMATS`; each importer's docstring says how it undoes its conventions):
 
 ======================== ==================================================================
-``onnx-bundle``          ``pnet.onnx``, ``rnet.onnx``, ``onet.onnx`` [+ ``manifest.json``]
+``onnx-bundle``          ``pnet.onnx``, ``rnet.onnx``, ``onet.onnx`` [+ ``manifest.json``, LNet]
 ``tensorflow-frozen-graph``  one ``.pb`` (the seed's ``mtcnn.pb`` layout)
-``caffe``                ``det1``-``det3`` ``.caffemodel`` [+ ``.prototxt``, ``det4``]
+``caffe``                ``det1``-``det3`` ``.caffemodel`` [+ ``.prototxt``, ``det4`` = LNet]
 ``facenet-pytorch``      ``pnet.pt``, ``rnet.pt``, ``onet.pt`` (or one MTCNN state dict)
 ``ipazc-mtcnn-1.0``      ``pnet.lz4``, ``rnet.lz4``, ``onet.lz4``
 ``ipazc-mtcnn-0.1``      ``mtcnn_weights.npy``
@@ -13,7 +13,8 @@ Supported formats (:data:`FORMATS`; each importer's docstring says how it undoes
 
 Importing only reads: nothing is written, so a failed import leaves nothing behind. The model's
 identity is :meth:`MtcnnWeights.digest`: the same weights give the same ``weights_sha256`` from
-every format, and any changed parameter gives another.
+every format, and any changed parameter gives another. A model with the optional landmark-refinement
+net (LNet: Caffe's ``det4``, a bundle's ``lnet.onnx``) is another model, with another id.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ _IGNORED_SUFFIXES = {".txt", ".md", ".rst", ".html", ".license", ".yaml", ".yml"
 
 @dataclass(frozen=True)
 class ImportedModel:
-    """An imported model: canonical weights, its manifest (``weights_sha256`` set), the format it
-    came in, notes for the user, and networks the files held beyond P/R/O-Net (not used by the
-    pipeline; e.g. Caffe's ``det4`` as ``extra_networks["lnet"]``)."""
+    """An imported model: canonical weights (with ``weights.lnet`` when the files held LNet), its
+    manifest (``weights_sha256`` set), the format it came in, notes for the user, and layers the
+    files held that the pipeline does not use (e.g. Caffe R-Net's ``conv5-3`` landmark head as
+    ``extra_networks["rnet.conv5-3"]``)."""
 
     weights: MtcnnWeights
     manifest: ModelManifest
@@ -83,7 +85,8 @@ def _read_tf(files: Mapping[str, bytes]) -> ImporterResult:
 
 FORMATS: tuple[ModelFormat, ...] = (
     ModelFormat(
-        onnx_bundle.FORMAT, "pnet.onnx, rnet.onnx, onet.onnx and an optional manifest.json",
+        onnx_bundle.FORMAT,
+        "pnet.onnx, rnet.onnx, onet.onnx, an optional manifest.json and optional lnet.onnx",
         (".onnx",), onnx_bundle.looks_like_onnx, onnx_bundle.read_onnx_bundle,
     ),
     ModelFormat(

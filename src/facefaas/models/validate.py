@@ -2,10 +2,10 @@
 
 :func:`validate_model` runs the three networks on inputs cut from a built-in reference image
 (NASA's public-domain astronaut portrait, one face; ``facefaas/data/reference``) and refuses
-weights whose outputs are NaN or infinite. It then runs a full detection with
-:class:`facefaas.Detector` and returns warnings, not errors, for a surprising result: a
-retrained model may legitimately be tuned for other faces, but "no face on a clear portrait" is
-what a wrong convention (BGR vs RGB, transposed kernels) usually looks like.
+weights whose outputs are NaN or infinite (LNet's too, when the model has it). It then runs a full
+detection with :class:`facefaas.Detector` and returns warnings, not errors, for a surprising
+result: a retrained model may legitimately be tuned for other faces, but "no face on a clear
+portrait" is what a wrong convention (BGR vs RGB, transposed kernels) usually looks like.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ __all__ = ["REFERENCE_FACE", "reference_image", "validate_model"]
 # The face in reference/astronaut.jpg (256x256) as x1, y1, x2, y2 pixels (the built-in model's box).
 REFERENCE_FACE = (89.5, 30.0, 133.8, 86.0)
 _MIN_IOU = 0.5
-_TITLES = {"pnet": "P-Net", "rnet": "R-Net", "onet": "O-Net"}
+_TITLES = {"pnet": "P-Net", "rnet": "R-Net", "onet": "O-Net", "lnet": "LNet"}
 
 
 @cache
@@ -52,6 +52,7 @@ def _check_finite_outputs(weights: MtcnnWeights) -> None:
         "pnet": _normalised(image),
         "rnet": _normalised(face, 24),
         "onet": _normalised(face, 48),
+        "lnet": np.tile(_normalised(face, 24), (1, 5, 1, 1)),  # five patches' worth of input
     }
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1

@@ -1,4 +1,4 @@
-"""`MtcnnWeights`: the three networks' parameters in one canonical convention.
+"""`MtcnnWeights`: the three networks' parameters (and optional LNet's) in one canonical convention.
 
 Every importer (TensorFlow graph, Caffe, facenet-pytorch, ipazc, ONNX bundle) turns its file into
 this, and :mod:`facefaas.models.onnx_build` turns this into ONNX. The convention:
@@ -12,6 +12,13 @@ this, and :mod:`facefaas.models.onnx_build` turns this into ONNX. The convention
   ``fc6_3`` of R/O-Net as ``(out, in)`` matrices) give: face logits ``(not face, face)``; box
   offsets ``(dx1, dy1, dx2, dy2)``; landmarks ``(x1..x5, y1..y5)`` relative to the box;
 * PReLU slopes are ``(channels,)``.
+
+The optional fourth network, LNet (the authors' ``det4``, :data:`LNET_LAYOUT`), refines the five
+landmarks from five 24x24 RGB patches, one per landmark, stacked into 15 input channels (patch
+``k`` is channels ``3k..3k+2``). Each patch has its own branch ``conv1_k``-``conv3_k`` (like
+R-Net's body); ``fc4`` joins the five 3x3 maps and is stored as a ``(256, 5, 64, 3, 3)`` kernel
+(out, branch, channel, height, width); each landmark has a head ``fc4_k`` -> ``fc5_k`` whose two
+outputs are the landmark's ``(x, y)`` position in its patch, in ``[0, 1]`` (0.5: no move).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import numpy.typing as npt
 
 from facefaas.errors import ModelValidationError
 
-__all__ = ["NETWORK_LAYOUT", "MtcnnWeights", "Params"]
+__all__ = ["LNET_BRANCHES", "LNET_LAYOUT", "NETWORK_LAYOUT", "MtcnnWeights", "Params"]
 
 Params = dict[str, npt.NDArray[np.float32]]
 
@@ -59,43 +66,84 @@ NETWORK_LAYOUT: Mapping[str, Mapping[str, tuple[int, ...]]] = {
     },
 }  # fmt: skip
 
+LNET_BRANCHES = 5  # one per landmark: left eye, right eye, nose, left and right mouth corner
+
+
+def _lnet_layout() -> dict[str, tuple[int, ...]]:
+    layout: dict[str, tuple[int, ...]] = {}
+    for k in range(1, LNET_BRANCHES + 1):
+        layout |= {
+            f"conv1_{k}.weight": (28, 3, 3, 3), f"conv1_{k}.bias": (28,), f"prelu1_{k}": (28,),
+            f"conv2_{k}.weight": (48, 28, 3, 3), f"conv2_{k}.bias": (48,), f"prelu2_{k}": (48,),
+            f"conv3_{k}.weight": (64, 48, 2, 2), f"conv3_{k}.bias": (64,), f"prelu3_{k}": (64,),
+        }  # fmt: skip
+    layout |= {"fc4.weight": (256, LNET_BRANCHES, 64, 3, 3), "fc4.bias": (256,), "prelu4": (256,)}
+    for k in range(1, LNET_BRANCHES + 1):
+        layout |= {
+            f"fc4_{k}.weight": (64, 256), f"fc4_{k}.bias": (64,), f"prelu4_{k}": (64,),
+            f"fc5_{k}.weight": (2, 64), f"fc5_{k}.bias": (2,),
+        }  # fmt: skip
+    return layout
+
+
+# LNet's parameters (module docstring), in digest order.
+LNET_LAYOUT: Mapping[str, tuple[int, ...]] = _lnet_layout()
+
+
+def _checked(net: str, params: Params, layout: Mapping[str, tuple[int, ...]]) -> None:
+    """Check ``params`` against ``layout`` and make every value contiguous float32 in place."""
+    missing = sorted(set(layout) - set(params))
+    extra = sorted(set(params) - set(layout))
+    if missing or extra:
+        raise ModelValidationError(
+            f"{net}: parameters do not match MTCNN's layout"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unexpected {', '.join(extra)}" if extra else "")
+        )
+    for name, shape in layout.items():
+        value = np.ascontiguousarray(params[name], dtype=np.float32)
+        if value.shape != shape:
+            raise ModelValidationError(
+                f"{net}.{name}: shape {tuple(value.shape)}, expected {shape}"
+            )
+        if not np.all(np.isfinite(value)):
+            raise ModelValidationError(f"{net}.{name}: contains NaN or infinite values")
+        params[name] = value
+
 
 @dataclass(frozen=True, eq=False)
 class MtcnnWeights:
-    """Parameters of P-Net, R-Net and O-Net in the canonical convention (module docstring)."""
+    """Parameters of P-Net, R-Net, O-Net and optionally LNet in the canonical convention (module
+    docstring). ``lnet`` is ``None`` for a model without landmark refinement."""
 
     pnet: Params
     rnet: Params
     onet: Params
+    lnet: Params | None = None
 
     def __post_init__(self) -> None:
         for net, layout in NETWORK_LAYOUT.items():
-            params: Params = getattr(self, net)
-            missing = sorted(set(layout) - set(params))
-            extra = sorted(set(params) - set(layout))
-            if missing or extra:
-                raise ModelValidationError(
-                    f"{net}: parameters do not match MTCNN's layout"
-                    + (f"; missing {', '.join(missing)}" if missing else "")
-                    + (f"; unexpected {', '.join(extra)}" if extra else "")
-                )
-            for name, shape in layout.items():
-                value = np.ascontiguousarray(params[name], dtype=np.float32)
-                if value.shape != shape:
-                    raise ModelValidationError(
-                        f"{net}.{name}: shape {tuple(value.shape)}, expected {shape}"
-                    )
-                if not np.all(np.isfinite(value)):
-                    raise ModelValidationError(f"{net}.{name}: contains NaN or infinite values")
-                params[name] = value
+            _checked(net, getattr(self, net), layout)
+        if self.lnet is not None:
+            _checked("lnet", self.lnet, LNET_LAYOUT)
 
     def networks(self) -> dict[str, Params]:
-        return {"pnet": self.pnet, "rnet": self.rnet, "onet": self.onet}
+        """``{"pnet", "rnet", "onet"[, "lnet"]}`` -> parameters; ``lnet`` only when present."""
+        nets = {"pnet": self.pnet, "rnet": self.rnet, "onet": self.onet}
+        if self.lnet is not None:
+            nets["lnet"] = self.lnet
+        return nets
 
     def digest(self) -> str:
-        """SHA-256 over every parameter's name, shape and bytes: equal weights, equal digest."""
+        """SHA-256 over every parameter's name, shape and bytes: equal weights, equal digest.
+
+        LNet's parameters are hashed after the others, and only when present, so a model without
+        LNet keeps the id it had before LNet was supported."""
         h = hashlib.sha256()
-        for net, layout in NETWORK_LAYOUT.items():
+        layouts: list[tuple[str, Mapping[str, tuple[int, ...]]]] = list(NETWORK_LAYOUT.items())
+        if self.lnet is not None:
+            layouts.append(("lnet", LNET_LAYOUT))
+        for net, layout in layouts:
             params = getattr(self, net)
             for name in layout:
                 h.update(f"{net}.{name}{params[name].shape}".encode())

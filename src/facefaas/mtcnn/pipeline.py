@@ -1,4 +1,5 @@
-"""The three stages of MTCNN over a :class:`Networks` implementation.
+"""The three stages of MTCNN over a :class:`CascadeOps` implementation, and the optional fourth
+(LNet landmark refinement, :mod:`facefaas.mtcnn.lnet`).
 
 The functions here are pure: they take a planar normalised image and return arrays. The heavy
 steps (networks, sampling, NMS) are delegated to a :class:`CascadeOps` implementation: ONNX Runtime
@@ -17,11 +18,13 @@ import numpy.typing as npt
 
 from facefaas.mtcnn import constants as C
 from facefaas.mtcnn.boxes import landmarks_in_box, pnet_candidates, regress, square
+from facefaas.mtcnn.lnet import patch_sizes, refine_points
 from facefaas.params import DetectionParams
 
 __all__ = [
     "CascadeOps",
     "Detections",
+    "lnet_stage",
     "normalize",
     "onet_stage",
     "pnet_stage",
@@ -51,6 +54,11 @@ class CascadeOps(Protocol):
 
     def onet(self, source: F32, boxes: F32) -> tuple[F32, F32, F32]:
         """O-Net on 48x48 crops: probability ``(n,)``, offsets ``(n, 4)``, landmarks ``(n, 10)``."""
+        ...
+
+    def lnet(self, source: F32, points: F32, patch_sizes: F32) -> F32:
+        """LNet on 24x24 crops of :func:`facefaas.mtcnn.lnet.patch_boxes` around ``points
+        (n, 5, 2)`` with sides ``patch_sizes (n,)``: fractions ``(n, 10)`` ``(x1..x5, y1..y5)``."""
         ...
 
     def nms(
@@ -139,8 +147,21 @@ def onet_stage(source: F32, boxes: F32, ops: CascadeOps, params: DetectionParams
     return Detections(boxes[keep], prob[keep], landmarks[keep])
 
 
-def run_cascade(source: F32, ops: CascadeOps, params: DetectionParams) -> Detections:
-    """The whole cascade on a normalised planar image ``(1, 3, H, W)``."""
+def lnet_stage(source: F32, found: Detections, ops: CascadeOps) -> Detections:
+    """``found`` with its landmarks refined by LNet (boxes and scores unchanged)."""
+    if len(found.boxes) == 0:
+        return found
+    sizes = patch_sizes(found.boxes)
+    fractions = ops.lnet(source, found.landmarks, sizes)
+    return Detections(found.boxes, found.scores, refine_points(found.landmarks, fractions, sizes))
+
+
+def run_cascade(
+    source: F32, ops: CascadeOps, params: DetectionParams, *, refine_landmarks: bool = False
+) -> Detections:
+    """The whole cascade on a normalised planar image ``(1, 3, H, W)``; with
+    ``refine_landmarks``, LNet refines the landmarks after O-Net (``ops`` must have LNet)."""
     boxes, _ = pnet_stage(source, ops, params)
     boxes, _ = rnet_stage(source, boxes, ops, params)
-    return onet_stage(source, boxes, ops, params)
+    found = onet_stage(source, boxes, ops, params)
+    return lnet_stage(source, found, ops) if refine_landmarks else found

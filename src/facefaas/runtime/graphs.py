@@ -8,6 +8,8 @@ wrapped so that one ``run`` does the sampling in C++ as well:
 * :func:`net_with_crops`: ``RoiAlign`` with one sample per output pixel placed exactly where
   TensorFlow's ``CropAndResize`` samples, times a 0/1 mask that zeroes samples outside the image
   (CropAndResize's extrapolation), then R-Net or O-Net.
+* :func:`lnet_with_patches`: the same crops for LNet's five patches per face, reshaped from
+  ``(5 n, 3, 24, 24)`` to ``(n, 15, 24, 24)``, then LNet.
 * :func:`nms_model`: ``NonMaxSuppression``, whose order and strict ``>`` rule equal
   TensorFlow's ``NonMaxSuppressionV2``.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto, helper
 
-__all__ = ["OPSET", "net_with_crops", "nms_model", "pnet_with_resize"]
+__all__ = ["OPSET", "lnet_with_patches", "net_with_crops", "nms_model", "pnet_with_resize"]
 
 OPSET = 17
 _IR_VERSION = 8
@@ -76,6 +78,26 @@ def net_with_crops(net: onnx.ModelProto, side: int) -> onnx.ModelProto:
         helper.make_node("Mul", ["sampled", "inside"], ["image"], name="extrapolate_zero"),
     ]  # fmt: skip
     return _prepend(net, inputs, nodes)
+
+
+def lnet_with_patches(lnet: onnx.ModelProto, side: int, patches: int) -> onnx.ModelProto:
+    """Inputs as :func:`net_with_crops`'s for ``patches * n`` crops (face-major: face ``i``'s
+    patch ``k`` is crop ``patches * i + k``) -> LNet's output on the ``n`` stacked patch sets."""
+    crops = net_with_crops(lnet, side)
+    graph = crops.graph
+    for node in graph.node:
+        if node.name == "extrapolate_zero":
+            node.output[0] = "patches"
+    shape = helper.make_tensor(
+        "stacked_shape", TensorProto.INT64, [4], [-1, 3 * patches, side, side]
+    )
+    graph.initializer.append(shape)
+    stack = helper.make_node("Reshape", ["patches", "stacked_shape"], ["image"], name="stack")
+    body = list(graph.node)
+    at = next(i for i, node in enumerate(body) if node.name == "extrapolate_zero") + 1
+    del graph.node[:]
+    graph.node.extend([*body[:at], stack, *body[at:]])
+    return crops
 
 
 def nms_model() -> onnx.ModelProto:

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facefaas.mtcnn.constants import ONET_SIDE, RNET_SIDE
+from facefaas.mtcnn.lnet import LNET_SIDE, patch_boxes
 from facefaas.mtcnn.nms import nms
 from facefaas.mtcnn.sampling import crop_and_resize, resize_bilinear
 
@@ -23,14 +24,16 @@ F32 = npt.NDArray[np.float32]
 
 
 class ReferenceCascade:
-    """Implements :class:`facefaas.mtcnn.pipeline.CascadeOps` on pure networks (CPU)."""
+    """Implements :class:`facefaas.mtcnn.pipeline.CascadeOps` on pure networks (CPU); ``lnet``
+    needs ``networks["lnet"]``."""
 
     def __init__(self, networks: Mapping[str, bytes]) -> None:
         import onnxruntime as ort
 
         self._sessions: dict[str, Any] = {
             net: ort.InferenceSession(networks[net], providers=["CPUExecutionProvider"])
-            for net in ("pnet", "rnet", "onet")
+            for net in ("pnet", "rnet", "onet", "lnet")
+            if net in networks
         }
 
     def pnet(self, source: F32, sizes: Sequence[tuple[int, int]]) -> list[tuple[F32, F32]]:
@@ -51,6 +54,12 @@ class ReferenceCascade:
         crops = crop_and_resize(source[0], boxes, ONET_SIDE)
         prob, reg, landmarks = self._sessions["onet"].run(None, {"image": crops})
         return prob[:, 1], reg, landmarks
+
+    def lnet(self, source: F32, points: F32, patch_sizes: F32) -> F32:
+        crops = crop_and_resize(source[0], patch_boxes(points, patch_sizes), LNET_SIDE)
+        stacked = crops.reshape(len(points), -1, LNET_SIDE, LNET_SIDE)
+        (fractions,) = self._sessions["lnet"].run(None, {"image": stacked})
+        return np.asarray(fractions, np.float32)
 
     def nms(
         self, boxes: F32, scores: F32, threshold: float, max_output: int

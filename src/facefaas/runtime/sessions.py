@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from facefaas.errors import ModelValidationError, ParameterError, ProviderError
 from facefaas.mtcnn.constants import ONET_SIDE, RNET_SIDE
+from facefaas.mtcnn.lnet import LNET_SIDE, patch_boxes
 from facefaas.mtcnn.sampling import crop_grid
 from facefaas.runtime import graphs
 from facefaas.runtime.providers import resolve_providers
@@ -32,6 +33,8 @@ _R = TypeVar("_R")
 
 _RNET_CHUNK = 32  # crops per R-Net call (see OnnxCascade._run_chunked)
 _ONET_CHUNK = 8
+_LNET_PATCHES = 5  # per face
+_LNET_CHUNK = 8 * _LNET_PATCHES  # patches per LNet call: whole faces only
 
 
 def _session_options() -> Any:
@@ -72,7 +75,8 @@ class OnnxCascade:
     """The cascade's heavy steps on ONNX Runtime.
 
     Args:
-        networks: ``{"pnet": bytes, "rnet": bytes, "onet": bytes}`` serialized pure networks.
+        networks: ``{"pnet": bytes, "rnet": bytes, "onet": bytes}`` serialized pure networks,
+            and ``"lnet"`` for a model with landmark refinement (:attr:`has_lnet`).
         providers: see :func:`~facefaas.runtime.providers.resolve_providers`.
         threads: how many pyramid levels or crop chunks run at once (default: all cores).
     """
@@ -97,6 +101,8 @@ class OnnxCascade:
         )
         try:
             pure = {net: onnx.load_from_string(networks[net]) for net in ("pnet", "rnet", "onet")}
+            if "lnet" in networks:
+                pure["lnet"] = onnx.load_from_string(networks["lnet"])
         except KeyError as exc:
             raise ModelValidationError(f"the model has no {exc.args[0]}") from None
         except Exception as exc:  # protobuf's DecodeError and friends
@@ -107,6 +113,8 @@ class OnnxCascade:
             "onet": graphs.net_with_crops(pure["onet"], ONET_SIDE),
             "nms": graphs.nms_model(),
         }
+        if "lnet" in pure:
+            wrapped["lnet"] = graphs.lnet_with_patches(pure["lnet"], LNET_SIDE, _LNET_PATCHES)
         self._sessions: dict[str, Any] = {}
         for name, model in wrapped.items():
             try:
@@ -122,6 +130,11 @@ class OnnxCascade:
             raise ProviderError(f"{chosen[0]} was requested but ONNX Runtime uses {active[0]}")
         self.provider: str = active[0]
         log.info("MTCNN sessions ready on %s", self.provider)
+
+    @property
+    def has_lnet(self) -> bool:
+        """Whether the model has LNet, so :meth:`lnet` can run."""
+        return "lnet" in self._sessions
 
     def _map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
         if self._pool is None or len(items) < 2:
@@ -156,6 +169,13 @@ class OnnxCascade:
     def onet(self, source: F32, boxes: F32) -> tuple[F32, F32, F32]:
         prob, reg, landmarks = self._run_chunked("onet", source, boxes, ONET_SIDE, _ONET_CHUNK)
         return prob[:, 1], reg, landmarks
+
+    def lnet(self, source: F32, points: F32, patch_sizes: F32) -> F32:
+        if not self.has_lnet:
+            raise ModelValidationError("the model has no LNet (landmark refinement)")
+        boxes = patch_boxes(points, patch_sizes)
+        (fractions,) = self._run_chunked("lnet", source, boxes, LNET_SIDE, _LNET_CHUNK)
+        return fractions
 
     def nms(
         self, boxes: F32, scores: F32, threshold: float, max_output: int

@@ -9,8 +9,10 @@ Conventions of the Caffe files (checked against the TensorFlow graph, parameter 
 * heads are already ``(not face, face)``, ``(dx1, dy1, dx2, dy2)`` and ``(x1..x5, y1..y5)``.
 
 Which file is which network comes from its structure (conv1's filters: 10, 28, 32), not its name.
-R-Net's extra landmark head (``conv5-3``) and the optional ``det4`` landmark-refinement net
-(LNet) are read and returned in ``extra_networks``; the detection pipeline does not use them.
+The optional ``det4`` landmark-refinement net (LNet; told apart by its 21 PReLU layers) becomes
+:attr:`MtcnnWeights.lnet`, which the detector runs after O-Net; its layers are matched by their
+names in the authors' file (``conv1_1`` ... ``fc5_5``). R-Net's extra landmark head (``conv5-3``)
+is read and returned in ``extra_networks``; the detection pipeline does not use it.
 A ``.prototxt`` is optional; when present its layers must agree with the ``.caffemodel``'s.
 """
 
@@ -39,7 +41,7 @@ from facefaas.models.importers._common import (
     network_of_conv1,
     to_oihw,
 )
-from facefaas.models.weights import Params
+from facefaas.models.weights import LNET_LAYOUT, MtcnnWeights, Params
 
 __all__ = ["CAFFE_CONVENTION", "FORMAT", "looks_like_caffemodel", "read_caffe"]
 
@@ -155,41 +157,51 @@ def _check_prototxt(text: bytes, parsed: list[_CaffeLayer], name: str) -> list[s
 
 
 def _lnet_params(layers: list[Layer], what: str) -> Params:
-    """det4's parameters: kernels as canonical OIHW; ``fc4.weight`` as ``(256, 5, 64, 3, 3)``
-    (branch, channel, height, width); head outputs in the file's order."""
+    """det4's parameters in the canonical LNet layout (:data:`LNET_LAYOUT`): kernels un-transposed
+    to OIHW; ``fc4`` (over the five branches' maps, flattened in Caffe's transposed order) as a
+    ``(256, 5, 64, 3, 3)`` kernel; PReLU slopes named ``prelu<i>_<k>`` after ``conv<i>_<k>``."""
     params: Params = {}
     for layer in layers:
+        shape = LNET_LAYOUT.get(f"{layer.name}.weight")
+        if shape is None or layer.weight.size != int(np.prod(shape)):
+            raise ModelValidationError(
+                f"{what}: layer {layer.name} {tuple(layer.weight.shape)} is not part of the "
+                "authors' LNet (det4) architecture"
+            )
         if layer.weight.ndim == 4:
             weight = to_oihw(layer.weight, CAFFE_CONVENTION.kernel_layout, what)
-        elif layer.weight.shape[1] % 45 == 0 and layer.weight.shape[1] > 45:
-            channels = layer.weight.shape[1] // 45
-            weight = layer.weight.reshape(-1, 5, channels, 3, 3).transpose(0, 1, 2, 4, 3)
+        elif len(shape) == 5:  # (out, branch * channel * W * H) in Caffe's transposed order
+            weight = layer.weight.reshape(shape).transpose(0, 1, 2, 4, 3)
         else:
             weight = layer.weight
         params[f"{layer.name}.weight"] = np.ascontiguousarray(weight)
-        params[f"{layer.name}.bias"] = layer.bias
+        params[f"{layer.name}.bias"] = layer.bias.reshape(-1)
         if layer.prelu is not None:
-            params[f"{layer.name}.prelu"] = layer.prelu
+            params["prelu" + layer.name.removeprefix("conv").removeprefix("fc")] = layer.prelu
+    missing = sorted(set(LNET_LAYOUT) - set(params))
+    if missing:
+        raise ModelValidationError(
+            f"{what}: not the authors' LNet (det4) architecture; missing {', '.join(missing)}"
+        )
     return params
 
 
 def _read_one(
     name: str, data: bytes, prototxt: bytes | None, notes: ImporterResult
-) -> tuple[str, Params] | None:
-    """One caffemodel: ``(network, canonical params)``, or ``None`` for det4 (kept in
-    ``notes.extra_networks``). Warnings and extra heads go to ``notes``."""
+) -> tuple[str, Params]:
+    """One caffemodel: ``(network, canonical params)``; det4 gives ``("lnet", params)``.
+    Warnings and extra heads go to ``notes``."""
     parsed = _parse(data, name)
     if prototxt is not None:
         notes.warnings += _check_prototxt(prototxt, parsed, name)
     layers = _layers(parsed, name)
     if sum(layer.prelu is not None for layer in layers) >= _LNET_MIN_BODY:
-        notes.extra_networks["lnet"] = _lnet_params(layers, name)
         notes.warnings.append(
-            f"{name} is the landmark-refinement net (LNet, det4): read and kept in "
-            "extra_networks['lnet'], but the detection pipeline does not use it (it would refine "
-            "the five landmarks from five more 24x24 crops per face)"
+            f"{name} is the landmark-refinement net (LNet, det4): the model includes it and the "
+            "detector uses it to refine the five landmarks after O-Net (five more 24x24 patches "
+            "per face; boxes and scores do not change). Leave det4 out for a model without it"
         )
-        return None
+        return "lnet", _lnet_params(layers, name)
     net = network_of_conv1(layers[0].outputs, f"{FORMAT}: {name}")
     named, extra = layers_by_structure(net, layers, f"{FORMAT}: {name}")
     for layer in extra:
@@ -205,9 +217,11 @@ def _read_one(
 def read_caffe(files: Mapping[str, bytes]) -> ImporterResult:
     """Canonical weights from ``.caffemodel`` files (and optional ``.prototxt``, matched by stem).
 
+    A ``det4`` among them becomes the weights' LNet.
+
     Raises:
         ModelFormatError: a file that is not a Caffe model, or a network missing.
-        ModelValidationError: layers that do not make MTCNN's P-, R- and O-Net.
+        ModelValidationError: layers that do not make MTCNN's P-, R- and O-Net (or LNet).
     """
     prototxts = {
         PurePosixPath(name).stem: data for name, data in files.items() if name.endswith(".prototxt")
@@ -217,12 +231,14 @@ def read_caffe(files: Mapping[str, bytes]) -> ImporterResult:
     for name in sorted(files):
         if name.endswith(".prototxt"):
             continue
-        found = _read_one(name, files[name], prototxts.get(PurePosixPath(name).stem), notes)
-        if found is None:
-            continue
-        net, params = found
+        net, params = _read_one(name, files[name], prototxts.get(PurePosixPath(name).stem), notes)
         if net in networks:
-            raise ModelFormatError(f"{FORMAT}: two files hold {NET_TITLES[net]} ({name} is one)")
+            title = NET_TITLES.get(net, "LNet")
+            raise ModelFormatError(f"{FORMAT}: two files hold {title} ({name} is one)")
         networks[net] = params
-    notes.weights = assemble(networks, FORMAT, "det1/det2/det3.caffemodel")
+    lnet = networks.pop("lnet", None)
+    weights = assemble(networks, FORMAT, "det1/det2/det3.caffemodel")
+    notes.weights = (
+        weights if lnet is None else MtcnnWeights(weights.pnet, weights.rnet, weights.onet, lnet)
+    )
     return notes

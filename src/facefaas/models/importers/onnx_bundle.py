@@ -1,4 +1,5 @@
-"""Import a facefaas ONNX bundle: ``pnet.onnx``, ``rnet.onnx``, ``onet.onnx`` (+ ``manifest.json``).
+"""Import a facefaas ONNX bundle: ``pnet.onnx``, ``rnet.onnx``, ``onet.onnx`` (+ ``manifest.json``,
++ ``lnet.onnx``, the optional landmark-refinement net).
 
 An ONNX file is a program for the runtime, so each network is checked before anything reads its
 tensors: only the standard operator domain, no model-local functions, no external tensor data
@@ -24,17 +25,23 @@ from onnx import numpy_helper
 from facefaas.errors import ModelFormatError, ModelValidationError
 from facefaas.models.importers._common import NET_TITLES, NETS, ImporterResult, network_of_conv1
 from facefaas.models.manifest import ModelManifest
-from facefaas.models.onnx_build import NETWORK_OUTPUTS, build_network, weights_from_onnx
-from facefaas.models.weights import NETWORK_LAYOUT
+from facefaas.models.onnx_build import (
+    NETWORK_OUTPUTS,
+    build_network,
+    canonical_params,
+    onnx_initializer_shapes,
+    weights_from_onnx,
+)
 
 __all__ = ["ALLOWED_OPERATORS", "FORMAT", "check_network", "looks_like_onnx", "read_onnx_bundle"]
 
 FORMAT = "onnx-bundle"
 ALLOWED_OPERATORS = frozenset(
-    {"Conv", "PRelu", "MaxPool", "Softmax", "Gemm", "Flatten", "Identity"}
+    {"Conv", "PRelu", "MaxPool", "Softmax", "Gemm", "Flatten", "Identity", "Split", "Concat"}
 )
 _STANDARD_DOMAINS = ("", "ai.onnx")
 _SUBGRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+_TITLES = {**NET_TITLES, "lnet": "LNet"}
 
 
 def looks_like_onnx(data: bytes) -> bool:
@@ -89,15 +96,12 @@ def _check_signature(net: str, model: onnx.ModelProto, what: str) -> None:
         raise ModelValidationError(
             f"{what}: outputs {list(outputs)}, expected {list(NETWORK_OUTPUTS[net])}"
         )
-    expected = {
-        name: (shape[0], 1, 1) if name.startswith("prelu") else shape
-        for name, shape in NETWORK_LAYOUT[net].items()
-    }
+    expected = onnx_initializer_shapes(net)
     found = {t.name: (tuple(t.dims), t.data_type) for t in graph.initializer}
     if set(found) != set(expected):
         missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
         raise ModelValidationError(
-            f"{what}: initializers do not match {NET_TITLES[net]}"
+            f"{what}: initializers do not match {_TITLES[net]}"
             + (f"; missing {', '.join(missing)}" if missing else "")
             + (f"; unexpected {', '.join(extra)}" if extra else "")
         )
@@ -127,26 +131,30 @@ def check_network(net: str, model: onnx.ModelProto, what: str) -> None:
         params = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     except (ValueError, TypeError) as exc:
         raise ModelFormatError(f"{what}: unreadable initializer data ({exc})") from None
-    params = {k: (v.reshape(-1) if k.startswith("prelu") else v) for k, v in params.items()}
+    params = canonical_params(net, params)
     if not all(np.all(np.isfinite(v)) for v in params.values()):
         raise ModelValidationError(f"{what}: initializers contain NaN or infinite values")
     if _structure(build_network(net, params)) != _structure(model):
         raise ModelValidationError(
-            f"{what}: the graph is not the {NET_TITLES[net]} graph facefaas builds (nodes, "
+            f"{what}: the graph is not the {_TITLES[net]} graph facefaas builds (nodes, "
             "attributes or wiring differ); export bundles with `facefaas models export`"
         )
 
 
 def _network_name(name: str, model: onnx.ModelProto, what: str) -> str:
     stem = PurePosixPath(name).stem
-    if stem in NETS:
+    if stem in (*NETS, "lnet"):
         return stem
+    names = {t.name for t in model.graph.initializer}
+    if "conv1_1.weight" in names and "conv1.weight" not in names:
+        return "lnet"
     conv1 = [t for t in model.graph.initializer if t.name == "conv1.weight"]
     return network_of_conv1(conv1[0].dims[0] if conv1 and conv1[0].dims else 0, what)
 
 
 def read_onnx_bundle(files: Mapping[str, bytes]) -> ImporterResult:
-    """Canonical weights from a bundle's ``.onnx`` files and optional ``manifest.json``.
+    """Canonical weights from a bundle's ``.onnx`` files (``lnet.onnx`` optional) and optional
+    ``manifest.json``.
 
     Raises:
         ModelFormatError: a file that is not ONNX, or a network missing.
@@ -159,7 +167,7 @@ def read_onnx_bundle(files: Mapping[str, bytes]) -> ImporterResult:
         model = _parse(files[name], name)
         net = _network_name(name, model, f"{FORMAT}: {name}")
         if net in models:
-            raise ModelFormatError(f"{FORMAT}: {NET_TITLES[net]} is given twice ({name})")
+            raise ModelFormatError(f"{FORMAT}: {_TITLES[net]} is given twice ({name})")
         check_network(net, model, f"{FORMAT}: {name}")
         models[net] = model
     missing = [f"{net}.onnx" for net in NETS if net not in models]
