@@ -148,3 +148,11 @@ def test_bgr_arrays_give_the_rgb_result(detector: Detector, astronaut: np.ndarra
     bgr = np.ascontiguousarray(astronaut[..., ::-1])
     np.testing.assert_array_equal(detector(bgr, channels="bgr").boxes, detector(astronaut).boxes)
     assert not np.array_equal(detector(bgr).scores, detector(astronaut).scores)
+
+
+def test_a_detector_takes_a_model_file_in_any_format(
+    shared: Path, astronaut: np.ndarray, detector: Detector
+) -> None:
+    graph = Detector(shared / "data" / "mtcnn.pb")
+    assert graph.manifest.weights_sha256 == detector.manifest.weights_sha256
+    np.testing.assert_allclose(graph(astronaut).boxes, detector(astronaut).boxes, atol=1e-3)

@@ -36,17 +36,26 @@ def _load_model(model: ModelRef) -> tuple[dict[str, bytes], ModelManifest]:
         return bundle.networks, bundle.manifest
     path = Path(model)
     if not path.exists():
-        raise ModelNotFoundError(f"no built-in model or bundle folder named {str(model)!r}")
-    bundle = read_bundle(path)
-    return bundle.networks, bundle.manifest
+        raise ModelNotFoundError(f"no built-in model, bundle or model file named {str(model)!r}")
+    if path.is_dir() and (path / "manifest.json").is_file():
+        bundle = read_bundle(path)
+        return bundle.networks, bundle.manifest
+    # Any other model file or folder (a bundle zip, a .pb, Caffe/torch/ipazc weights): import it.
+    from facefaas.models.importing import import_model
+
+    imported = import_model(path, validate=False)
+    nets = {net: m.SerializeToString() for net, m in build_networks(imported.weights).items()}
+    return nets, imported.manifest
 
 
 class Detector:
     """Face detector: an MTCNN model on ONNX Runtime.
 
     Args:
-        model: ``"mtcnn"`` (built in, the seed's model), a bundle folder, a
-            :class:`~facefaas.models.bundle.Bundle` or in-memory :class:`MtcnnWeights`.
+        model: ``"mtcnn"`` (built in, the seed's model), a bundle folder, a model file or folder
+            in any importable format (a bundle zip, a TensorFlow ``.pb``, Caffe, facenet-pytorch
+            or ipazc weights: imported in memory), a :class:`~facefaas.models.bundle.Bundle` or
+            in-memory :class:`MtcnnWeights`.
         min_size, thresholds, factor: default :class:`DetectionParams` of this detector (each
             call may override them).
         providers: ``"cpu"`` (default), ``"cuda"``, ``"auto"`` or ORT provider names.
