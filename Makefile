@@ -1,6 +1,7 @@
 # The two commands of a fresh machine (Python 3.11+, Debian, root for the browser packages):
 #   make serve   install facefaas in .venv and start the service on the embedded default model
-#   make test    install everything the tests need and run every test (browser tests included)
+#   make test    install everything the tests need (Python packages, Debian's chromium and
+#                postgresql) and run every test (browser and PostgreSQL tests included)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,6 +19,7 @@ install: $(BIN)/python
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,postgres]'
 	sh .ci/install-browser.sh
+	sh .ci/install-postgres.sh
 
 serve: install
 	$(BIN)/facefaas serve
