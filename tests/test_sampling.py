@@ -115,3 +115,20 @@ def test_fused_nms_keeps_the_same_boxes_in_the_same_order(cascades) -> None:  # 
     np.testing.assert_array_equal(
         fast.nms(boxes, scores, 0.5, 7), reference.nms(boxes, scores, 0.5, 7)
     )
+
+
+def test_large_levels_run_in_bands_with_the_same_result(cascades) -> None:  # type: ignore[no-untyped-def]
+    fast, reference = cascades
+    rng = np.random.default_rng(11)
+    coarse = rng.uniform(-1, 1, (1, 3, 120, 130)).astype(np.float32)
+    big = np.ascontiguousarray(np.kron(coarse, np.ones((1, 1, 8, 8), np.float32)))  # 960 x 1040
+    size = (901, 977)  # ~880k level pixels: several bands
+    banded = fast.pnet(big, [size])[0]
+    # The whole level in one run of the fused graph: bands must not change a value.
+    whole_prob, whole_reg = fast._sessions["pnet"].run(
+        None, {"source": big, "sizes": np.array([1, 3, *size], np.int64)}
+    )
+    np.testing.assert_allclose(banded[0], whole_prob[0, 1], atol=1e-5)
+    np.testing.assert_allclose(banded[1], whole_reg[0], atol=1e-5)
+    for a, b in zip(banded, reference.pnet(big, [size])[0], strict=True):
+        np.testing.assert_allclose(a, b, atol=5e-4)

@@ -60,6 +60,28 @@ def pnet_with_resize(pnet: onnx.ModelProto) -> onnx.ModelProto:
     return _prepend(pnet, inputs, [resize])
 
 
+def resize_model() -> onnx.ModelProto:
+    """Inputs ``source (1, 3, H, W)``, ``sizes (4,) int64`` -> ``level``: the pyramid level alone
+    (the same ``Resize`` as :func:`pnet_with_resize`), for levels too large to run in one piece."""
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "Resize", ["source", "", "", "sizes"], ["level"], name="pyramid_level",
+                mode="linear", coordinate_transformation_mode="asymmetric",
+            )
+        ],
+        "resize",
+        [
+            helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 3, "H", "W"]),
+            helper.make_tensor_value_info("sizes", TensorProto.INT64, [4]),
+        ],
+        [helper.make_tensor_value_info("level", TensorProto.FLOAT, [1, 3, "h", "w"])],
+    )  # fmt: skip
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=_IR_VERSION
+    )
+
+
 def net_with_crops(net: onnx.ModelProto, side: int) -> onnx.ModelProto:
     """Inputs ``source (1, 3, H, W)``, ``rois (n, 4)`` (RoiAlign x1, y1, x2, y2),
     ``batch (n,) int64`` and ``inside (n, 1, side, side)`` -> the network's outputs on the crops."""
