@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -89,18 +88,24 @@ def facenet_pytorch() -> tuple[str, Runner] | None:
     return "facenet-pytorch", run
 
 
-def time_each(run: Runner, images: list[np.ndarray], repeats: int) -> list[float]:
-    """Per-image seconds (median over ``repeats`` for each image)."""
-    run(images[0])  # warm up
-    per_image = []
+def time_interleaved(
+    runners: list[Runner], images: list[np.ndarray], repeats: int
+) -> list[list[float]]:
+    """Per-image seconds for each runner (median over ``repeats``), the runners taking turns on
+    every image so that a change in machine load affects them alike."""
+    for run in runners:
+        run(images[0])  # warm up
+    per_runner: list[list[float]] = [[] for _ in runners]
     for rgb in images:
-        samples = []
+        samples: list[list[float]] = [[] for _ in runners]
         for _ in range(repeats):
-            start = time.perf_counter()
-            run(rgb)
-            samples.append(time.perf_counter() - start)
-        per_image.append(statistics.median(samples))
-    return per_image
+            for k, run in enumerate(runners):
+                start = time.perf_counter()
+                run(rgb)
+                samples[k].append(time.perf_counter() - start)
+        for k in range(len(runners)):
+            per_runner[k].append(statistics.median(samples[k]))
+    return per_runner
 
 
 def peak_memory_mb(path: Path) -> float:
@@ -168,38 +173,33 @@ def main() -> None:
             else:
                 print(f"({factory.__name__}: not importable here, skipped)")
 
+    names = [name for name, _ in contenders]
+    runners = [run for _, run in contenders]
     sets = {
-        "solvay.jpg (960x661)": [load_rgb(SOLVAY)],
-        "deepface__img40.jpg (3061x4600, 14 Mpx)": [load_rgb(BIG)],
+        "solvay.jpg (960x661)": ([load_rgb(SOLVAY)], repeats),
+        "deepface__img40.jpg (3061x4600, 14 Mpx)": ([load_rgb(BIG)], max(2, repeats // 3)),
     }
     results: dict[str, Any] = {}
-    for set_name, images in sets.items():
-        print(f"\n== {set_name}")
-        reps = repeats if len(images) == 1 else 1
-        baseline = None
-        for contender, run in contenders:
-            timing = report(
-                contender,
-                time_each(run, images, reps if "14 Mpx" not in set_name else max(2, reps // 3)),
-            )
-            results[f"{set_name} / {contender}"] = timing
-            baseline = baseline or timing["median_ms"]
-            ratio = timing["median_ms"] / baseline
+    for set_name, (images, reps) in sets.items():
+        print(f"\n== {set_name}, median of {reps} runs, contenders taking turns")
+        per_runner = time_interleaved(runners, images, reps)
+        baseline = per_runner[0][0]
+        for name, seconds in zip(names, per_runner, strict=True):
+            results[f"{set_name} / {name}"] = report(name, seconds)
             print(
-                f"{contender:36s} {timing['median_ms']:9.1f} ms/image   ratio to facefaas {ratio:5.2f}"
+                f"{name:36s} {seconds[0] * 1000:9.1f} ms/image   {seconds[0] / baseline:5.2f} x facefaas' time"
             )
 
-    print(f"\n== WIDER FACE subset ({len(wider_files)} images, 1024 px wide), single images")
+    print(f"\n== WIDER FACE subset ({len(wider_files)} images, 1024 px wide), one image a call")
     wider = [load_rgb(p) for p in wider_files]
-    baseline_total = None
-    for contender, run in contenders:
-        seconds = time_each(run, wider, 1)
-        timing = report(contender, seconds)
-        results[f"wider / {contender}"] = timing
-        baseline_total = baseline_total or timing["total_s"]
+    per_runner = time_interleaved(runners, wider, 1)
+    baseline_total = sum(per_runner[0])
+    for name, seconds in zip(names, per_runner, strict=True):
+        timing = report(name, seconds)
+        results[f"wider / {name}"] = timing
         print(
-            f"{contender:36s} total {timing['total_s']:7.2f} s  median {timing['median_ms']:7.1f} ms  "
-            f"{timing['images_per_s']:6.2f} images/s   ratio to facefaas {timing['total_s'] / baseline_total:5.2f}"
+            f"{name:36s} total {timing['total_s']:7.2f} s  median {timing['median_ms']:7.1f} ms  "
+            f"{timing['images_per_s']:6.2f} images/s   {timing['total_s'] / baseline_total:5.2f} x facefaas' time"
         )
 
     print("\n== WIDER FACE subset, facefaas detect_batch (8 images a call)")
@@ -215,10 +215,7 @@ def main() -> None:
 
     peak = peak_memory_mb(BIG)
     results["peak_rss_mb_14mpx"] = round(peak, 1)
-    print(
-        f"\npeak memory of a fresh process detecting the 14-Mpx image: {peak:.0f} MB "
-        f"(self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB for this benchmark)"
-    )
+    print(f"\npeak memory (VmHWM) of a fresh process detecting the 14-Mpx image: {peak:.0f} MB")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -87,7 +87,9 @@ def normalize(rgb: npt.NDArray[np.uint8]) -> F32:
     """``(H, W, 3)`` uint8 RGB -> planar ``(1, 3, H, W)`` float32 ``(x - 127.5) / 128``."""
     planar = np.empty((1, 3, *rgb.shape[:2]), np.float32)
     np.subtract(rgb.transpose(2, 0, 1), C.PIXEL_MEAN, out=planar[0], dtype=np.float32)
-    planar /= C.PIXEL_SCALE
+    # Dividing by 128 and multiplying by 1/128 give the same float32 (a power of two): the
+    # multiplication is the cheaper pass over a 14-Mpx image.
+    planar *= np.float32(1.0) / C.PIXEL_SCALE
     return planar
 
 

@@ -31,8 +31,8 @@ F32 = npt.NDArray[np.float32]
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
-_BAND_LEVEL_PIXELS = 600_000  # pyramid levels larger than this run in bands of output rows
-_BAND_PIXELS = 300_000  # about this many level pixels per band
+_BAND_LEVEL_PIXELS = 60_000  # pyramid levels larger than this run in bands of output rows
+_BAND_PIXELS = 40_000  # about this many level pixels per band: activations stay in cache
 _RNET_CHUNK = 32  # crops per R-Net call (see OnnxCascade._run_chunked)
 _ONET_CHUNK = 8
 _LNET_PATCHES = 5  # per face
