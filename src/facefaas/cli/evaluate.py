@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from facefaas.errors import FacefaasError
+from facefaas.evaluation.presets import PRESETS
 
 __all__ = ["evaluate"]
 
@@ -62,7 +63,7 @@ def _run_options(func: F) -> F:
             "--preset",
             "presets",
             multiple=True,
-            help="Parameter preset (default, high-recall, small-faces, fast). Repeatable.",
+            help=f"Parameter preset ({', '.join(PRESETS)}). Repeatable.",
         ),
         click.option(
             "--params",
@@ -144,7 +145,6 @@ def _execute(
     """Run (or read) every run, evaluate, write the report and print the summary."""
     from facefaas.evaluation.report import write_report
     from facefaas.evaluation.runner import DetectionRun, RunSpec, evaluate_run, run_specs
-    from facefaas.params import DetectionParams
 
     dataset = dataset.limit(options["limit"])
     if len(dataset) == 0:
@@ -152,7 +152,7 @@ def _execute(
     iou = options.get("iou", 0.5)
     results = []
     for folder in options["detections"]:
-        spec = RunSpec(folder.name or str(folder), str(folder), DetectionParams(), None)
+        spec = RunSpec(folder.name or str(folder), str(folder), None)
         results.append(evaluate_run(dataset, spec, DetectionRun(read(folder), {}), iou=iou))
     if not options["detections"] or options["models"] or options["presets"] or options["params"]:
         specs = _build_specs(options["models"], options["presets"], options["params"])

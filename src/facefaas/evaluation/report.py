@@ -84,7 +84,7 @@ def _run_dict(result: RunResult) -> dict[str, Any]:
         "label": result.spec.label,
         "model": result.spec.model,
         "preset": result.spec.preset,
-        "params": result.spec.params.to_dict(),
+        "params": result.spec.params.to_dict() if result.spec.params is not None else None,
         "model_info": dict(result.run.model_info),
         "timing": {k: _num(v, 3) for k, v in result.run.timing().items()},
         "protocol": ev.protocol,
@@ -119,7 +119,9 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _params_text(params: dict[str, Any]) -> str:
+def _params_text(params: dict[str, Any] | None) -> str:
+    if params is None:
+        return "(detections from files)"
     thresholds = "/".join(f"{t:g}" for t in params["thresholds"])
     return f"min {params['min_size']:g}, factor {params['factor']:g}, thresholds {thresholds}"
 

@@ -41,11 +41,14 @@ DetectFn = Callable[[Any, DetectionParams], Faces]
 @dataclass(frozen=True)
 class RunSpec:
     """One run: a label for reports, the model (built-in name, bundle path or registry id) and
-    the detection parameters; ``preset`` names the preset the parameters came from, if any."""
+    the detection parameters; ``preset`` names the preset the parameters came from, if any.
+
+    ``params`` is ``None`` for detections read from files (made with parameters unknown here).
+    """
 
     label: str
     model: str
-    params: DetectionParams
+    params: DetectionParams | None
     preset: str | None = None
 
 
@@ -196,7 +199,12 @@ def run_specs(
             return faces
 
         run = detect_dataset(
-            dataset, detect, spec.params, load=load, progress=progress, desc=spec.label
+            dataset,
+            detect,
+            spec.params or DetectionParams(),
+            load=load,
+            progress=progress,
+            desc=spec.label,
         )
         run = DetectionRun(
             run.detections, run.seconds, run.decode_seconds, _detector_info(detector)
