@@ -54,6 +54,8 @@ def test_eval_wider_scores_a_detection_folder(tmp_path: Path) -> None:
     assert report["runs"][0]["settings"]["all"]["tp"] == 1
     assert report["runs"][0]["settings"]["all"]["ap"] == 0.5
     assert report["command"].startswith("facefaas eval wider --ground-truth ")
+    assert report["runs"][0]["params"] is None
+    assert "(detections from files)" in result.output
     assert (out / "summary.md").is_file() and (out / "pr_all.png").is_file()
 
 
