@@ -37,7 +37,7 @@ _TABLE = (
     ),
     Preset(
         "max-recall",
-        DetectionParams(min_size=10, factor=0.85, thresholds=(0.4, 0.3, 0.1)),
+        DetectionParams(min_size=10, factor=0.85, thresholds=(0.5, 0.3, 0.1)),
         "tuned on WIDER hard: denser pyramid and lower thresholds than high-recall; slowest",
     ),
     Preset(
