@@ -8,11 +8,12 @@ box to the image and resizing it stretches the face instead.
 
 Run from the repository root (``../shared`` beside it):
 
-    python benchmarks/eval_border_faces.py --out /tmp/border-faces
+    python benchmarks/eval_border_faces.py --out /tmp/border-faces --wider ../shared/eval/wider-val
 
 It prints, per photo and per mode, the faces found and those touching the border, and writes
 annotated copies into ``--out`` (green: padded, red: stretched). The photos are third-party:
-keep the rendered files out of the repository.
+keep the rendered files out of the repository. With ``--wider``, it also scores the hard faces
+of the WIDER subset that touch the image border (AP with the other faces ignored), both ways.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ import numpy as np
 
 from facefaas.decode import load_image
 from facefaas.detector import Detector
+from facefaas.evaluation.datasets import load_wider
+from facefaas.evaluation.detections import ImageDetections
+from facefaas.evaluation.metrics.wider import evaluate_wider
 from facefaas.evaluation.presets import PRESETS
+from facefaas.evaluation.truth import Dataset, ImageTruth
 from facefaas.faces import Faces
 from facefaas.mtcnn.pipeline import normalize, run_cascade
 from facefaas.params import DetectionParams
@@ -36,27 +41,27 @@ PHOTOS = ("deepface__selfie-many-people.jpg", "face_recognition__32bit.png")
 
 
 class StretchedCrops:
-    """The detector's cascade operations, with R-Net/O-Net boxes clipped to the image first."""
+    """The detector's cascade operations, with R-Net/O-Net boxes clipped to the image first.
+
+    Everything else (P-Net, NMS, ...) is delegated unchanged.
+    """
 
     def __init__(self, ops: Any, height: int, width: int) -> None:
         self._ops = ops
-        self._limit = np.array([0, 0, width - 1, height - 1], np.float32)
+        self._low = np.zeros(4, np.float32)
+        self._high = np.array([width - 1, height - 1, width - 1, height - 1], np.float32)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ops, name)
 
     def _clip(self, boxes: np.ndarray) -> np.ndarray:
-        clipped = np.clip(boxes, self._limit[[0, 1, 0, 1]], self._limit[[2, 3, 2, 3]])
-        return clipped.astype(np.float32)
-
-    def pnet(self, source: Any, height: int, width: int) -> Any:
-        return self._ops.pnet(source, height, width)
+        return np.clip(boxes, self._low, self._high).astype(np.float32)
 
     def rnet(self, source: Any, boxes: np.ndarray) -> Any:
         return self._ops.rnet(source, self._clip(boxes))
 
     def onet(self, source: Any, boxes: np.ndarray) -> Any:
         return self._ops.onet(source, self._clip(boxes))
-
-    def nms(self, boxes: Any, scores: Any, threshold: float, max_output: int) -> Any:
-        return self._ops.nms(boxes, scores, threshold, max_output)
 
 
 def _cascade_ops(detector: Detector) -> Any:
@@ -94,11 +99,47 @@ def _describe(faces: Faces) -> str:
     return "\n".join(rows)
 
 
+def wider_border(root: Path, detector: Detector, preset: str, margin: float) -> None:
+    """AP on the WIDER subset for the hard faces, and for the hard faces that touch the border
+    (within ``margin`` pixels; the others are ignored there), padded and stretched."""
+    dataset = load_wider(root)
+    params = PRESETS[preset].params
+    padded: dict[str, ImageDetections] = {}
+    stretched: dict[str, ImageDetections] = {}
+    images = []
+    for image in dataset.images:
+        decoded = load_image(image.path)
+        padded[image.key] = ImageDetections.from_faces(detector(decoded, **params.to_dict()))
+        stretched[image.key] = ImageDetections.from_faces(
+            _stretched(detector, decoded.pixels, params)
+        )
+        b = image.boxes
+        touches = (
+            (b[:, 0] <= margin)
+            | (b[:, 1] <= margin)
+            | (b[:, 2] >= decoded.width - margin)
+            | (b[:, 3] >= decoded.height - margin)
+        )
+        hard = image.counted["hard"]
+        counted = {"hard": hard, "border": hard & touches}
+        images.append(ImageTruth(image.key, image.path, image.boxes, counted))
+    border_set = Dataset("wider", ("hard", "border"), tuple(images))
+    print(
+        f"WIDER subset, preset {preset}: {border_set.face_counts()} faces (border: within {margin} px)"
+    )
+    for mode, dets in (("padded", padded), ("stretched", stretched)):
+        result = evaluate_wider(border_set, dets).settings
+        parts = [f"{s} AP {r.ap:.3f} recall {r.recall:.3f}" for s, r in result.items()]
+        print(f"  {mode:9}: " + "; ".join(parts))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=Path, default=Path("../shared/eval/photos"))
     parser.add_argument("--out", type=Path, default=None, help="write annotated copies here")
     parser.add_argument("--preset", action="append", choices=sorted(PRESETS), help="repeatable")
+    parser.add_argument("--wider", type=Path, default=None, help="also score WIDER border faces")
+    parser.add_argument("--margin", type=float, default=2.0, help="border width in pixels")
     args = parser.parse_args(argv)
     detector = Detector()
     if args.out:
@@ -124,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                 target = args.out / f"{Path(name).stem}.{preset}.png"
                 picture.save(target)
                 print(f"  wrote {target}")
+    if args.wider is not None:
+        for preset in args.preset or ["default", "high-recall"]:
+            wider_border(args.wider, detector, preset, args.margin)
     return 0
 
 
