@@ -184,3 +184,23 @@ def test_report_writes_nan_as_null(tmp_path: Path) -> None:
     assert report["runs"][0]["settings"]["easy"]["ap"] is None
     assert "n/a" in files.markdown.read_text()
     assert files.plots == ()
+
+
+def test_public_api_names_all_resolve_and_are_unique() -> None:
+    import facefaas.evaluation as evaluation
+
+    assert len(set(evaluation.__all__)) == len(evaluation.__all__)
+    for name in evaluation.__all__:
+        assert getattr(evaluation, name) is not None, name
+
+
+def test_importing_the_package_does_not_import_scipy_or_matplotlib() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, facefaas.evaluation, facefaas.cli.evaluate; "
+        "print(any(m.split('.')[0] in ('scipy', 'matplotlib') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -86,7 +86,7 @@ def _run_dict(result: RunResult) -> dict[str, Any]:
         "preset": result.spec.preset,
         "params": result.spec.params.to_dict() if result.spec.params is not None else None,
         "model_info": dict(result.run.model_info),
-        "timing": {k: _num(v, 3) for k, v in result.run.timing().items()},
+        "timing": {k: v if k == "images" else _num(v, 3) for k, v in result.run.timing().items()},
         "protocol": ev.protocol,
         "settings": {name: _setting_dict(s) for name, s in ev.settings.items()},
         "curves": {name: _curves_dict(s) for name, s in ev.settings.items()},

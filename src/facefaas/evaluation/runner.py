@@ -71,7 +71,7 @@ class DetectionRun:
     decode_seconds: Mapping[str, float] = field(default_factory=dict)
     model_info: Mapping[str, str] = field(default_factory=dict)
 
-    def timing(self) -> dict[str, float | None]:
+    def timing(self) -> dict[str, int | float | None]:
         """Images timed; mean, median, 95th percentile detection time (ms); total (s).
 
         All but ``images`` are ``None`` when nothing was timed (detections read from files).
