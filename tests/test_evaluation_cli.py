@@ -151,3 +151,12 @@ def test_eval_dlib_runs_the_detector_on_one_image(shared: Path, tmp_path: Path) 
     assert run["settings"]["all"]["faces"] == 6  # the first image, 2008_002470.jpg
     assert run["settings"]["all"]["tp"] >= 4  # frontal faces of 44-52 px: MTCNN finds them
     assert run["timing"]["images"] == 1
+
+
+def test_eval_wider_without_images_needs_detections(tmp_path: Path) -> None:
+    gt, _, _ = _wider(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["eval", "wider", "--ground-truth", str(gt), "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "needs the images" in result.output

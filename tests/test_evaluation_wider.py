@@ -220,3 +220,15 @@ def test_setting_without_faces_has_nan_ap() -> None:
     dataset = _one_image([[0, 0, 10, 10]], [False])
     result = evaluate_wider(dataset, {"e/x": ImageDetections([[0, 0, 10, 10]], [0.5])})
     assert np.isnan(result.settings["all"].ap)  # type: ignore[arg-type]
+
+
+def test_unreadable_mat_file_is_an_input_error(tmp_path: Path) -> None:
+    for name in (
+        "wider_face_val.mat",
+        "wider_easy_val.mat",
+        "wider_medium_val.mat",
+        "wider_hard_val.mat",
+    ):
+        (tmp_path / name).write_bytes(b"not a MATLAB file at all")
+    with pytest.raises(InputError, match="MATLAB"):
+        load_wider(ground_truth=tmp_path)

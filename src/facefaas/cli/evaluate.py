@@ -155,6 +155,8 @@ def _execute(
         spec = RunSpec(folder.name or str(folder), str(folder), None)
         results.append(evaluate_run(dataset, spec, DetectionRun(read(folder), {}), iou=iou))
     if not options["detections"] or options["models"] or options["presets"] or options["params"]:
+        if not any(image.path is not None for image in dataset.images):
+            raise click.UsageError("running a detector needs the images (or give --detections)")
         specs = _build_specs(options["models"], options["presets"], options["params"])
         provider = options["provider"]
 

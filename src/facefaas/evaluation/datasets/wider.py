@@ -44,10 +44,13 @@ def _load_mat(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"missing WIDER ground truth file {path}")
     loadmat = require("scipy.io").loadmat
+    mat_read_error = require("scipy.io.matlab").MatReadError
+    # scipy reports damaged files in several ways; NotImplementedError is a v7.3 (HDF5) file
+    unreadable = (mat_read_error, ValueError, TypeError, OSError, IndexError, NotImplementedError)
     try:
         data: dict[str, Any] = loadmat(str(path))
-    except (ValueError, TypeError, OSError) as exc:
-        raise InputError(f"{path}: not a readable MATLAB file ({exc})") from None
+    except unreadable as exc:
+        raise InputError(f"{path}: not a readable MATLAB v5 file ({exc!r})") from None
     return data
 
 
