@@ -9,11 +9,9 @@ used, and Chromium's background networking is switched off.
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -136,24 +134,18 @@ def astronaut(shared: Path) -> Path:
     return shared / "eval" / "photos" / "scikit-image__astronaut.png"
 
 
-def _zip_folder(folder: Path) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.iterdir()):
-            if path.is_file():
-                archive.write(path, path.name)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="session")
 def builtin_bundle_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in model's bundle as a zip: uploading it is a duplicate of ``mtcnn``."""
     from facefaas.models.builtin import builtin_path
+    from facefaas.models.bundle import read_bundle
+    from facefaas.models.export import bundle_zip
 
     folder = builtin_path("mtcnn")
     assert folder is not None
+    bundle = read_bundle(folder)
     path = tmp_path_factory.mktemp("bundles") / "mtcnn-builtin.zip"
-    path.write_bytes(_zip_folder(folder))
+    path.write_bytes(bundle_zip(bundle.weights(), bundle.manifest))
     return path
 
 
@@ -162,7 +154,8 @@ def new_bundle_zip(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
     """``make(name)``: a bundle zip of the built-in weights with one O-Net bias nudged by an
     amount derived from ``name`` -- a new, working model whose id no other name shares."""
     from facefaas.models.builtin import builtin_path
-    from facefaas.models.bundle import read_bundle, write_bundle
+    from facefaas.models.bundle import read_bundle
+    from facefaas.models.export import bundle_zip
     from facefaas.models.weights import MtcnnWeights
 
     folder = builtin_path("mtcnn")
@@ -178,9 +171,8 @@ def new_bundle_zip(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
             nudge = np.float32(1e-3 * (1 + len(made)))
             onet["fc6_1.bias"] = onet["fc6_1.bias"] + nudge
             nudged = MtcnnWeights(pnet=dict(weights.pnet), rnet=dict(weights.rnet), onet=onet)
-            written = write_bundle(root / name, nudged, bundle.manifest)
             made[name] = root / f"{name}.zip"
-            made[name].write_bytes(_zip_folder(written))
+            made[name].write_bytes(bundle_zip(nudged, bundle.manifest))
         return made[name]
 
     return make

@@ -13,7 +13,6 @@ import io
 import socket
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -161,27 +160,18 @@ def solvay(shared: Path) -> bytes:
 # -- models ----------------------------------------------------------------------------------
 
 
-def zip_folder(folder: Path) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.iterdir()):
-            if path.is_file():
-                archive.write(path, path.name)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="session")
 def make_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], bytes]:
     """``make_model(n)``: a bundle zip of the built-in weights with one O-Net bias nudged by
     ``n * 1e-3`` (``n=0``: the built-in weights themselves). Each ``n`` is a distinct model."""
     from facefaas.models.builtin import builtin_path
-    from facefaas.models.bundle import read_bundle, write_bundle
+    from facefaas.models.bundle import read_bundle
+    from facefaas.models.export import bundle_zip
     from facefaas.models.weights import MtcnnWeights
 
     folder = builtin_path("mtcnn")
     assert folder is not None
     bundle = read_bundle(folder)
-    root = tmp_path_factory.mktemp("bundles")
     cache: dict[int, bytes] = {}
 
     def make(n: int) -> bytes:
@@ -190,7 +180,7 @@ def make_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], byte
             onet = dict(weights.onet)
             onet["fc6_1.bias"] = onet["fc6_1.bias"] + np.float32(n * 1e-3)
             nudged = MtcnnWeights(pnet=dict(weights.pnet), rnet=dict(weights.rnet), onet=onet)
-            cache[n] = zip_folder(write_bundle(root / f"m{n}", nudged, bundle.manifest))
+            cache[n] = bundle_zip(nudged, bundle.manifest)
         return cache[n]
 
     return make
