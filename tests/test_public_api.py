@@ -30,3 +30,12 @@ def test_importing_the_package_loads_no_heavy_module_and_configures_no_logging()
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[] []"
+
+
+def test_the_default_model_ships_with_its_licence_notice() -> None:
+    from facefaas.models.builtin import builtin_path
+
+    folder = builtin_path("mtcnn")
+    assert folder is not None
+    notice = (folder / "NOTICE").read_text()
+    assert "Kaipeng Zhang" in notice and "blaueck" in notice and "MIT License" in notice
