@@ -128,30 +128,20 @@ async def get_state(model_id: str, service: ServiceDep, keys: Keys) -> dict[str,
     return (await service.model_for_use(model_id, keys)).config
 
 
-async def _run_bytes(
-    model_id: str,
-    function: BytesFunction,
-    request: Request,
-    query: RunParams,
-    service: ServiceDep,
-    keys: list[str],
-) -> Response:
-    record = await service.model_for_use(model_id, keys)
-    payload = await read_payload(
-        request, service.settings.max_body_bytes, what="image", allow_json=True
-    )
-    params = merged_params(query, payload.fields)
-    name: Function = "seed" if function == "infer" else function
-    spec = service.spec(record, name, params, output_format(params, request))
-    return image_response(await service.run(record, payload.data, spec))
+_BYTES_ROUTE: dict[str, Any] = {
+    "openapi_extra": IMAGE_BODY,
+    "response_class": Response,
+    "responses": {200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+}
 
 
 @router.post(
-    "/run/{model_id}/{function}/bytes",
-    openapi_extra=IMAGE_BODY,
-    response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
-    summary="Run, binary result (seed)",
+    "/run/{model_id}/{function}/bytes", summary="Run, binary result (seed)", **_BYTES_ROUTE
+)
+@router.post(
+    "/multipart/run/{model_id}/{function}/bytes",
+    summary="Run with multipart input, binary result (seed)",
+    **_BYTES_ROUTE,
 )
 async def run_bytes(
     model_id: str,
@@ -161,23 +151,16 @@ async def run_bytes(
     service: ServiceDep,
     keys: Keys,
 ) -> Response:
-    """``infer`` is the seed's function: the picture with 1-px green boxes as JPEG quality 80."""
-    return await _run_bytes(model_id, function, request, query, service, keys)
+    """``infer`` is the seed's function: the picture with 1-px green boxes as JPEG quality 80.
 
-
-@router.post(
-    "/multipart/run/{model_id}/{function}/bytes",
-    openapi_extra=IMAGE_BODY,
-    response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
-    summary="Run with multipart input, binary result (seed)",
-)
-async def multipart_run_bytes(
-    model_id: str,
-    function: BytesFunction,
-    request: Request,
-    query: Annotated[RunParams, Query()],
-    service: ServiceDep,
-    keys: Keys,
-) -> Response:
-    return await _run_bytes(model_id, function, request, query, service, keys)
+    The body is the raw image, a multipart part or JSON on either path (the seed's multipart
+    route named its parts by argument position; the first image part is used).
+    """
+    record = await service.model_for_use(model_id, keys)
+    payload = await read_payload(
+        request, service.settings.max_body_bytes, what="image", allow_json=True
+    )
+    params = merged_params(query, payload.fields)
+    name: Function = "seed" if function == "infer" else function
+    spec = service.spec(record, name, params, output_format(params, request))
+    return image_response(await service.run(record, payload.data, spec))
