@@ -90,11 +90,13 @@ class DetectionParams:
         """Pyramid scales for an image, as the seed's graph computes them (float32 steps)."""
         import numpy as np
 
+        from facefaas.mtcnn.constants import PNET_CELL, PNET_MIN_SIDE
+
         min_side = np.float32(min(height, width))
-        scale = np.float32(12.0) / np.float32(self.min_size)
+        scale = np.float32(PNET_CELL) / np.float32(self.min_size)
         factor = np.float32(self.factor)
         scales: list[float] = []
-        while min_side * scale > np.float32(12.0):
+        while min_side * scale > PNET_MIN_SIDE:
             scales.append(float(scale))
             scale = np.float32(scale * factor)
             if len(scales) > _MAX_SCALES:
