@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CropGrid", "crop_and_resize", "crop_grid", "resize_bilinear"]
+__all__ = ["CropGrid", "crop_and_resize", "crop_grid", "normalized_boxes", "resize_bilinear"]
 
 F32 = npt.NDArray[np.float32]
 
@@ -60,15 +60,20 @@ class CropGrid(NamedTuple):
     cols_inside: npt.NDArray[np.bool_]
 
 
+def normalized_boxes(boxes: F32, height: int, width: int) -> F32:
+    """``boxes`` ``(n, 4)`` x1, y1, x2, y2 pixels -> ``(n, 4)`` y1, x1, y2, x2 as the seed graph
+    hands them to ``CropAndResize``: divided by ``[H, W, H, W]`` in float32."""
+    b = np.asarray(boxes, np.float32)
+    scale = np.array([height, width, height, width], np.float32)
+    normalized: F32 = b[:, [1, 0, 3, 2]] / scale
+    return normalized
+
+
 def crop_grid(boxes: F32, height: int, width: int, side: int) -> CropGrid:
     """Sampling grid of ``boxes`` (``(n, 4)`` x1, y1, x2, y2 pixels) for ``side x side`` crops."""
-    b = np.asarray(boxes, np.float32)
     hm1, wm1 = np.float32(height - 1), np.float32(width - 1)
-    # TensorFlow gets normalised boxes (box / [H, W, H, W] in float32) and maps them back.
-    y1 = b[:, 1] / np.float32(height)
-    x1 = b[:, 0] / np.float32(width)
-    y2 = b[:, 3] / np.float32(height)
-    x2 = b[:, 2] / np.float32(width)
+    # TensorFlow gets normalised boxes and maps them back to pixels.
+    y1, x1, y2, x2 = normalized_boxes(boxes, height, width).T
     steps = np.arange(side, dtype=np.float32)
     h_scale = (y2 - y1) * hm1 / np.float32(side - 1)
     w_scale = (x2 - x1) * wm1 / np.float32(side - 1)

@@ -5,9 +5,9 @@ wrapped so that one ``run`` does the sampling in C++ as well:
 
 * :func:`pnet_with_resize`: ``Resize`` (linear, ``asymmetric``: TensorFlow's legacy
   ``ResizeBilinear``) of the whole normalised image to one pyramid level, then P-Net.
-* :func:`net_with_crops`: ``RoiAlign`` with one sample per output pixel placed exactly where
-  TensorFlow's ``CropAndResize`` samples, times a 0/1 mask that zeroes samples outside the image
-  (CropAndResize's extrapolation), then R-Net or O-Net.
+* :func:`net_with_crops`: a ``Loop`` of ``Resize`` in ``tf_crop_and_resize`` mode, which is
+  TensorFlow's ``CropAndResize`` (sample positions and the 0 outside the image), one crop per
+  box, then R-Net or O-Net.
 * :func:`lnet_with_patches`: the same crops for LNet's five patches per face, reshaped from
   ``(5 n, 3, 24, 24)`` to ``(n, 15, 24, 24)``, then LNet.
 * :func:`nms_model`: ``NonMaxSuppression``, whose order and strict ``>`` rule equal
@@ -19,10 +19,21 @@ normalised pixel values), checked by the tests.
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper
 
-__all__ = ["OPSET", "lnet_with_patches", "net_with_crops", "nms_model", "pnet_with_resize"]
+from facefaas.mtcnn.sampling import normalized_boxes
+
+__all__ = [
+    "OPSET",
+    "crop_rois",
+    "lnet_with_patches",
+    "net_with_crops",
+    "nms_model",
+    "pnet_with_resize",
+]
 
 OPSET = 17
 _IR_VERSION = 8
@@ -82,24 +93,67 @@ def resize_model() -> onnx.ModelProto:
     )
 
 
+def _crop_loop(side: int) -> onnx.NodeProto:
+    """``Loop`` over the rows of ``rois (n, 8)``: crop ``n`` of ``source`` is a ``Resize`` in
+    ``tf_crop_and_resize`` mode (TensorFlow's ``CropAndResize``: sample ``k`` at
+    ``y1 (H - 1) + k (y2 - y1) (H - 1) / (side - 1)``, 0 outside the image) -> ``image``."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Gather", ["rois", "i"], ["roi"], axis=0),
+            helper.make_node(
+                "Resize", ["source", "roi", "", "crop_shape"], ["crop4"], name="crop",
+                mode="linear", coordinate_transformation_mode="tf_crop_and_resize",
+                extrapolation_value=0.0,
+            ),
+            helper.make_node("Squeeze", ["crop4", "batch_axis"], ["crop"]),
+            helper.make_node("Identity", ["go_on"], ["go_on_next"]),
+        ],
+        "crop_one",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("go_on", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("go_on_next", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("crop", TensorProto.FLOAT, [3, side, side]),
+        ],
+    )  # fmt: skip
+    return helper.make_node("Loop", ["count", "always"], ["image"], name="crops", body=body)
+
+
 def net_with_crops(net: onnx.ModelProto, side: int) -> onnx.ModelProto:
-    """Inputs ``source (1, 3, H, W)``, ``rois (n, 4)`` (RoiAlign x1, y1, x2, y2),
-    ``batch (n,) int64`` and ``inside (n, 1, side, side)`` -> the network's outputs on the crops."""
+    """Inputs ``source (1, 3, H, W)`` and ``rois (n, 8)`` (``Resize`` rois
+    ``0, 0, y1, x1, 1, 1, y2, x2``: boxes normalised as the seed graph normalises them, see
+    :func:`crop_rois`) -> the network's outputs on the ``n`` crops."""
     inputs = [
         helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 3, "H", "W"]),
-        helper.make_tensor_value_info("rois", TensorProto.FLOAT, ["n", 4]),
-        helper.make_tensor_value_info("batch", TensorProto.INT64, ["n"]),
-        helper.make_tensor_value_info("inside", TensorProto.FLOAT, ["n", 1, side, side]),
+        helper.make_tensor_value_info("rois", TensorProto.FLOAT, ["n", 8]),
     ]
     nodes = [
-        helper.make_node(
-            "RoiAlign", ["source", "rois", "batch"], ["sampled"], name="crops",
-            mode="avg", output_height=side, output_width=side, sampling_ratio=1,
-            spatial_scale=1.0, coordinate_transformation_mode="output_half_pixel",
-        ),
-        helper.make_node("Mul", ["sampled", "inside"], ["image"], name="extrapolate_zero"),
-    ]  # fmt: skip
-    return _prepend(net, inputs, nodes)
+        helper.make_node("Shape", ["rois"], ["rois_shape"], end=1),
+        helper.make_node("Squeeze", ["rois_shape", "batch_axis"], ["count"]),
+        _crop_loop(side),
+    ]
+    model = _prepend(net, inputs, nodes)
+    model.graph.initializer.extend(
+        [
+            helper.make_tensor("crop_shape", TensorProto.INT64, [4], [1, 3, side, side]),
+            helper.make_tensor("batch_axis", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("always", TensorProto.BOOL, [], [True]),
+        ]
+    )
+    return model
+
+
+def crop_rois(boxes: npt.NDArray[np.float32], height: int, width: int) -> npt.NDArray[np.float32]:
+    """The ``rois`` input of :func:`net_with_crops` for ``boxes (n, 4)`` (x1, y1, x2, y2 pixels)
+    of a ``height x width`` image."""
+    rois = np.zeros((len(boxes), 8), np.float32)
+    rois[:, 4:6] = 1
+    normalized = normalized_boxes(boxes, height, width)
+    rois[:, 2:4] = normalized[:, :2]
+    rois[:, 6:8] = normalized[:, 2:]
+    return rois
 
 
 def lnet_with_patches(lnet: onnx.ModelProto, side: int, patches: int) -> onnx.ModelProto:
@@ -108,7 +162,7 @@ def lnet_with_patches(lnet: onnx.ModelProto, side: int, patches: int) -> onnx.Mo
     crops = net_with_crops(lnet, side)
     graph = crops.graph
     for node in graph.node:
-        if node.name == "extrapolate_zero":
+        if node.name == "crops":
             node.output[0] = "patches"
     shape = helper.make_tensor(
         "stacked_shape", TensorProto.INT64, [4], [-1, 3 * patches, side, side]
@@ -116,7 +170,7 @@ def lnet_with_patches(lnet: onnx.ModelProto, side: int, patches: int) -> onnx.Mo
     graph.initializer.append(shape)
     stack = helper.make_node("Reshape", ["patches", "stacked_shape"], ["image"], name="stack")
     body = list(graph.node)
-    at = next(i for i, node in enumerate(body) if node.name == "extrapolate_zero") + 1
+    at = next(i for i, node in enumerate(body) if node.name == "crops") + 1
     del graph.node[:]
     graph.node.extend([*body[:at], stack, *body[at:]])
     return crops

@@ -19,7 +19,6 @@ import numpy.typing as npt
 from facefaas.errors import ModelValidationError, ParameterError, ProviderError
 from facefaas.mtcnn.constants import ONET_SIDE, RNET_SIDE
 from facefaas.mtcnn.lnet import LNET_SIDE, patch_boxes
-from facefaas.mtcnn.sampling import crop_grid
 from facefaas.runtime import graphs
 from facefaas.runtime.providers import resolve_providers
 
@@ -55,25 +54,6 @@ def _session_options() -> Any:
     # run instead of keeping the peak for the life of the process (measured: 1.25 GB -> see README).
     options.enable_cpu_mem_arena = False
     return options
-
-
-def _crop_inputs(source: F32, boxes: F32, side: int) -> dict[str, Any]:
-    """RoiAlign inputs that sample exactly where TensorFlow's CropAndResize does."""
-    _, _, height, width = source.shape
-    grid = crop_grid(boxes, height, width, side)
-    # RoiAlign (one sample per bin, legacy coordinates) samples bin k at x1 + (k + 0.5) * w / side.
-    step_y = (grid.rows[:, -1] - grid.rows[:, 0]) / np.float32(side - 1)
-    step_x = (grid.cols[:, -1] - grid.cols[:, 0]) / np.float32(side - 1)
-    y1 = grid.rows[:, 0] - step_y / 2
-    x1 = grid.cols[:, 0] - step_x / 2
-    rois = np.stack([x1, y1, x1 + step_x * side, y1 + step_y * side], axis=1).astype(np.float32)
-    inside = (grid.rows_inside[:, :, None] & grid.cols_inside[:, None, :]).astype(np.float32)
-    return {
-        "source": source,
-        "rois": rois,
-        "batch": np.zeros(len(boxes), np.int64),
-        "inside": inside[:, None],
-    }
 
 
 class OnnxCascade:
@@ -191,29 +171,30 @@ class OnnxCascade:
         reg = np.concatenate([p[1][0] for p in parts], axis=1)
         return prob, reg
 
-    def _run_chunked(self, net: str, source: F32, boxes: F32, side: int, chunk: int) -> list[F32]:
+    def _run_chunked(self, net: str, source: F32, boxes: F32, chunk: int) -> list[F32]:
         # Small chunks keep each layer's activations in the core's cache: one call over
         # hundreds of crops streams tens of MB per layer through memory (measured ~15% slower).
         session = self._sessions[net]
+        rois = graphs.crop_rois(boxes, *source.shape[2:])
         starts = list(range(0, len(boxes), chunk))
         parts = self._map(
-            lambda i: session.run(None, _crop_inputs(source, boxes[i : i + chunk], side)), starts
+            lambda i: session.run(None, {"source": source, "rois": rois[i : i + chunk]}), starts
         )
         return [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
 
     def rnet(self, source: F32, boxes: F32) -> tuple[F32, F32]:
-        prob, reg = self._run_chunked("rnet", source, boxes, RNET_SIDE, _RNET_CHUNK)
+        prob, reg = self._run_chunked("rnet", source, boxes, _RNET_CHUNK)
         return prob[:, 1], reg
 
     def onet(self, source: F32, boxes: F32) -> tuple[F32, F32, F32]:
-        prob, reg, landmarks = self._run_chunked("onet", source, boxes, ONET_SIDE, _ONET_CHUNK)
+        prob, reg, landmarks = self._run_chunked("onet", source, boxes, _ONET_CHUNK)
         return prob[:, 1], reg, landmarks
 
     def lnet(self, source: F32, points: F32, patch_sizes: F32) -> F32:
         if not self.has_lnet:
             raise ModelValidationError("the model has no LNet (landmark refinement)")
         boxes = patch_boxes(points, patch_sizes)
-        (fractions,) = self._run_chunked("lnet", source, boxes, LNET_SIDE, _LNET_CHUNK)
+        (fractions,) = self._run_chunked("lnet", source, boxes, _LNET_CHUNK)
         return fractions
 
     def nms(
