@@ -38,7 +38,7 @@ _LNET_PATCHES = 5  # per face
 _LNET_CHUNK = 8 * _LNET_PATCHES  # patches per LNet call: whole faces only
 
 
-def _session_options() -> Any:
+def _session_options(*, arena: bool) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -50,9 +50,11 @@ def _session_options() -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    # Without the arena, a 14-Mpx image's big pyramid levels give their memory back after the
-    # run instead of keeping the peak for the life of the process (measured: 1.25 GB -> see README).
-    options.enable_cpu_mem_arena = False
+    # ONNX Runtime's memory arena keeps the largest buffers a session ever needed for the life of
+    # the process. Sessions whose buffers are bounded (crop chunks, P-Net bands and small levels)
+    # keep it: allocating and faulting in fresh pages every run costs R-Net and O-Net ~15%.
+    # The whole-level resize of a 14-Mpx photo must give its memory back (see README).
+    options.enable_cpu_mem_arena = arena
     return options
 
 
@@ -77,7 +79,6 @@ class OnnxCascade:
         import onnxruntime as ort
 
         chosen = resolve_providers(providers, ort.get_available_providers())
-        options = _session_options()
         workers = threads or (os.cpu_count() or 1)
         if workers < 1:
             raise ParameterError(f"threads must be >= 1, got {threads}")
@@ -106,7 +107,9 @@ class OnnxCascade:
         for name, model in wrapped.items():
             try:
                 self._sessions[name] = ort.InferenceSession(
-                    model.SerializeToString(), sess_options=options, providers=chosen
+                    model.SerializeToString(),
+                    sess_options=_session_options(arena=name != "resize"),
+                    providers=chosen,
                 )
             except Exception as exc:  # ORT raises its own exception types for bad models
                 if "CUDA" in str(exc) and "CUDAExecutionProvider" in chosen:
