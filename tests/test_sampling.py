@@ -10,6 +10,7 @@ import pytest
 from facefaas.models.builtin import builtin_path
 from facefaas.models.bundle import read_bundle
 from facefaas.mtcnn.sampling import crop_and_resize, resize_bilinear
+from facefaas.runtime.graphs import face_probability, pnet_logits
 from facefaas.runtime.reference import ReferenceCascade
 from facefaas.runtime.sessions import OnnxCascade
 
@@ -125,10 +126,32 @@ def test_large_levels_run_in_bands_with_the_same_result(cascades) -> None:  # ty
     size = (901, 977)  # ~880k level pixels: several bands
     banded = fast.pnet(big, [size])[0]
     # The whole level in one run of the fused graph: bands must not change a value.
-    whole_prob, whole_reg = fast._sessions["pnet"].run(
+    whole_logits, whole_reg = fast._sessions["pnet"].run(
         None, {"source": big, "sizes": np.array([1, 3, *size], np.int64)}
     )
-    np.testing.assert_allclose(banded[0], whole_prob[0, 1], atol=1e-5)
+    np.testing.assert_allclose(banded[0], face_probability(whole_logits[0]), atol=1e-5)
     np.testing.assert_allclose(banded[1], whole_reg[0], atol=1e-5)
     for a, b in zip(banded, reference.pnet(big, [size])[0], strict=True):
         np.testing.assert_allclose(a, b, atol=5e-4)
+
+
+def test_face_probability_is_the_softmax_of_the_logits_even_where_they_are_extreme() -> None:
+    logits = np.array([[[0.0, 3.0, -200.0, 200.0]], [[0.0, -1.0, 200.0, -200.0]]], np.float32)
+    exact = np.exp(logits[1].astype(np.float64)) / np.exp(logits.astype(np.float64)).sum(axis=0)
+    with np.errstate(all="raise"):  # no overflow warning for +-200
+        np.testing.assert_allclose(face_probability(logits), exact, rtol=1e-6, atol=1e-30)
+
+
+def test_pnet_logits_gives_the_pure_networks_softmax_and_offsets() -> None:
+    import onnx
+    import onnxruntime as ort
+
+    path = builtin_path("mtcnn")
+    assert path is not None
+    pure = read_bundle(path).networks["pnet"]
+    image = np.random.default_rng(5).uniform(-1, 1, (1, 3, 40, 50)).astype(np.float32)
+    run = lambda model: ort.InferenceSession(model).run(None, {"image": image})  # noqa: E731
+    prob, reg = run(pure)
+    logits, heads_reg = run(pnet_logits(onnx.load_from_string(pure)).SerializeToString())
+    np.testing.assert_allclose(face_probability(logits[0]), prob[0, 1], atol=1e-6)
+    np.testing.assert_array_equal(heads_reg, reg)  # one convolution for both heads: same sums

@@ -93,9 +93,10 @@ class OnnxCascade:
             raise ModelValidationError(f"the model has no {exc.args[0]}") from None
         except Exception as exc:  # protobuf's DecodeError and friends
             raise ModelValidationError(f"a network is not a readable ONNX model: {exc}") from None
+        pnet = graphs.pnet_logits(pure["pnet"])
         wrapped = {
-            "pnet": graphs.pnet_with_resize(pure["pnet"]),
-            "pnet_bands": pure["pnet"],
+            "pnet": graphs.pnet_with_resize(pnet),
+            "pnet_bands": pnet,
             "resize": graphs.resize_model(),
             "rnet": graphs.net_with_crops(pure["rnet"], RNET_SIDE),
             "onet": graphs.net_with_crops(pure["onet"], ONET_SIDE),
@@ -136,8 +137,8 @@ class OnnxCascade:
 
         def level(size: tuple[int, int]) -> tuple[F32, F32]:
             feed = {"source": source, "sizes": np.array([1, 3, *size], np.int64)}
-            prob, reg = session.run(None, feed)
-            return prob[0, 1], reg[0]
+            logits, reg = session.run(None, feed)
+            return graphs.face_probability(logits[0]), reg[0]
 
         outputs: dict[int, tuple[F32, F32]] = {}
         small = [i for i, (h, w) in enumerate(sizes) if h * w <= _BAND_LEVEL_PIXELS]
@@ -170,7 +171,7 @@ class OnnxCascade:
             return part
 
         parts = self._map(run, list(range(0, rows, band)))
-        prob = np.concatenate([p[0][0, 1] for p in parts], axis=0)
+        prob = graphs.face_probability(np.concatenate([p[0][0] for p in parts], axis=1))
         reg = np.concatenate([p[1][0] for p in parts], axis=1)
         return prob, reg
 
