@@ -111,7 +111,8 @@ def face_probability(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]
     difference = np.clip(logits[0] - logits[1], np.float32(-80), np.float32(80))
     np.exp(difference, out=difference)
     difference += np.float32(1)
-    return np.reciprocal(difference, out=difference)
+    probability: npt.NDArray[np.float32] = np.reciprocal(difference, out=difference)
+    return probability
 
 
 def pnet_with_resize(pnet: onnx.ModelProto) -> onnx.ModelProto:
