@@ -133,47 +133,51 @@ class OnnxCascade:
         return list(self._pool.map(fn, items))
 
     def pnet(self, source: F32, sizes: Sequence[tuple[int, int]]) -> list[tuple[F32, F32]]:
-        session = self._sessions["pnet"]
-
-        def level(size: tuple[int, int]) -> tuple[F32, F32]:
-            feed = {"source": source, "sizes": np.array([1, 3, *size], np.int64)}
-            logits, reg = session.run(None, feed)
-            return graphs.face_probability(logits[0]), reg[0]
-
-        outputs: dict[int, tuple[F32, F32]] = {}
-        small = [i for i, (h, w) in enumerate(sizes) if h * w <= _BAND_LEVEL_PIXELS]
-        for i, size in enumerate(sizes):
-            if i not in small:
-                outputs[i] = self._pnet_in_bands(source, size)
-        # Largest level first: it takes about half the work, the others fill the other cores.
-        for i, out in zip(small, self._map(level, [sizes[i] for i in small]), strict=True):
-            outputs[i] = out
-        return [outputs[i] for i in range(len(sizes))]
-
-    def _pnet_in_bands(self, source: F32, size: tuple[int, int]) -> tuple[F32, F32]:
-        """P-Net on a large level, a band of output rows at a time, so that its activations
-        (hundreds of MB for a 14-Mpx photo) never exist all at once.
+        """P-Net on every level. Large levels run a band of output rows at a time, so that
+        their activations (hundreds of MB for a 14-Mpx photo) never exist all at once: they are
+        resized first, side by side, then the bands of every large level and the small levels
+        (resize and P-Net in one run each) form one list of tasks for the pool, largest first,
+        so that no core waits at the end of a level.
 
         Output row ``i`` sees level rows ``2i .. 2i + 11`` (conv3x3, pool 2/2, conv3x3, conv3x3);
         bands start on even rows so the pooling grid is the whole level's: the result is the same.
         """
-        height, width = size
+        large = [i for i, (h, w) in enumerate(sizes) if h * w > _BAND_LEVEL_PIXELS]
+        resized = self._map(lambda i: self._resize(source, sizes[i]), large)
+        levels = dict(zip(large, resized, strict=True))
+        tasks: list[tuple[int, int, int]] = []  # (level, first and last output row); 0, 0: all
+        for i in large:
+            height, width = sizes[i]
+            rows = (height - 2) // 2 - 4
+            band = max(16, _BAND_PIXELS // width)
+            tasks += [(i, start, min(start + band, rows)) for start in range(0, rows, band)]
+        tasks += [(i, 0, 0) for i in range(len(sizes)) if i not in levels]  # pyramid order
+
+        def run(task: tuple[int, int, int]) -> list[F32]:
+            i, start, stop = task
+            if i in levels:
+                image = levels[i][:, :, 2 * start : 2 * stop + 10]
+                band: list[F32] = self._sessions["pnet_bands"].run(None, {"image": image})
+                return band
+            feed = {"source": source, "sizes": np.array([1, 3, *sizes[i]], np.int64)}
+            whole: list[F32] = self._sessions["pnet"].run(None, feed)
+            return whole
+
+        parts = self._map(run, tasks)
+        outputs = []
+        for i in range(len(sizes)):
+            mine = [part for task, part in zip(tasks, parts, strict=True) if task[0] == i]
+            logits = np.concatenate([part[0][0] for part in mine], axis=1)
+            reg = np.concatenate([part[1][0] for part in mine], axis=1)
+            outputs.append((graphs.face_probability(logits), reg))
+        return outputs
+
+    def _resize(self, source: F32, size: tuple[int, int]) -> F32:
         (level,) = self._sessions["resize"].run(
-            None, {"source": source, "sizes": np.array([1, 3, height, width], np.int64)}
+            None, {"source": source, "sizes": np.array([1, 3, *size], np.int64)}
         )
-        rows = (height - 2) // 2 - 4
-        band = max(16, _BAND_PIXELS // width)
-        session = self._sessions["pnet_bands"]
-
-        def run(start: int) -> list[F32]:
-            stop = min(start + band, rows)
-            part: list[F32] = session.run(None, {"image": level[:, :, 2 * start : 2 * stop + 10]})
-            return part
-
-        parts = self._map(run, list(range(0, rows, band)))
-        prob = graphs.face_probability(np.concatenate([p[0][0] for p in parts], axis=1))
-        reg = np.concatenate([p[1][0] for p in parts], axis=1)
-        return prob, reg
+        resized: F32 = level
+        return resized
 
     def _run_chunked(self, net: str, source: F32, boxes: F32, chunk: int) -> list[F32]:
         # Small chunks keep each layer's activations in the core's cache: one call over
