@@ -151,7 +151,7 @@ def resize_model() -> onnx.ModelProto:
 
 
 def _crop_loop(side: int) -> onnx.NodeProto:
-    """``Loop`` over the rows of ``rois (n, 8)``: crop ``n`` of ``source`` is a ``Resize`` in
+    """``Loop`` over the rows of ``rois (n, 8)``: crop ``i`` of ``source`` is a ``Resize`` in
     ``tf_crop_and_resize`` mode (TensorFlow's ``CropAndResize``: sample ``k`` at
     ``y1 (H - 1) + k (y2 - y1) (H - 1) / (side - 1)``, 0 outside the image) -> ``image``."""
     body = helper.make_graph(
