@@ -11,7 +11,12 @@ from PIL import Image
 
 import facefaas
 from facefaas import Detector, Faces
-from facefaas.errors import ModelNotFoundError, ParameterError, ProviderError
+from facefaas.errors import (
+    ImageDecodeError,
+    ModelNotFoundError,
+    ParameterError,
+    ProviderError,
+)
 
 ASTRONAUT = "eval/photos/scikit-image__astronaut.png"
 
@@ -95,6 +100,13 @@ def test_a_batch_of_different_sizes_equals_one_by_one(
         np.testing.assert_array_equal(faces.scores, single.scores)
         np.testing.assert_array_equal(faces.landmarks, single.landmarks)
     assert [len(f) for f in batch][3] == 0
+
+
+def test_a_batch_with_an_unreadable_image_raises_that_images_error(
+    detector: Detector, astronaut: np.ndarray
+) -> None:
+    with pytest.raises(ImageDecodeError, match="not in a recognised image format"):
+        detector.detect_batch([astronaut, b"plain text", astronaut, astronaut])
 
 
 def test_one_detector_used_from_many_threads_gives_the_single_thread_results(
