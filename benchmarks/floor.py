@@ -101,8 +101,10 @@ def best_rates() -> dict[str, float]:
     }
 
 
-def stage_times(detector: object, rgb: np.ndarray, clock: Callable[[], float]) -> list[float]:
-    """Seconds of each stage on ``rgb``, and the stages' candidate counts as a side effect."""
+def run_stages(
+    detector: object, rgb: np.ndarray, clock: Callable[[], float]
+) -> tuple[list[float], tuple[int, int]]:
+    """Seconds of each stage on ``rgb``, and how many candidates R-Net and O-Net were given."""
     from facefaas.mtcnn import pipeline
     from facefaas.params import DetectionParams
 
@@ -117,35 +119,34 @@ def stage_times(detector: object, rgb: np.ndarray, clock: Callable[[], float]) -
     t3 = clock()
     pipeline.onet_stage(source, refined, ops, params)
     t4 = clock()
-    return [t1 - t0, t2 - t1, t3 - t2, t4 - t3]
+    return [t1 - t0, t2 - t1, t3 - t2, t4 - t3], (len(boxes), len(refined))
 
 
-def work(rgb: np.ndarray, detector: object, nets: dict[str, onnx.ModelProto]) -> list[float]:
-    """FLOP of each stage on ``rgb`` (normalisation counted as 0)."""
+def work(
+    rgb: np.ndarray, candidates: tuple[int, int], nets: dict[str, onnx.ModelProto]
+) -> list[float]:
+    """FLOP of each stage on ``rgb`` (normalisation counted as 0), given the candidate counts."""
     from facefaas.mtcnn import pipeline
     from facefaas.params import DetectionParams
 
-    params = DetectionParams()
-    ops = detector._ops  # type: ignore[attr-defined]
-    source = pipeline.normalize(rgb)
-    levels = pipeline.pyramid_sizes(rgb.shape[0], rgb.shape[1], params)
+    levels = pipeline.pyramid_sizes(rgb.shape[0], rgb.shape[1], DetectionParams())
     pnet = sum(macs(nets["pnet"], [1, 3, h, w]) for _, h, w in levels)
-    boxes, _ = pipeline.pnet_stage(source, ops, params)
-    refined, _ = pipeline.rnet_stage(source, boxes, ops, params)
-    rnet = len(boxes) * macs(nets["rnet"], [1, 3, 24, 24])
-    onet = len(refined) * macs(nets["onet"], [1, 3, 48, 48])
+    rnet = candidates[0] * macs(nets["rnet"], [1, 3, 24, 24])
+    onet = candidates[1] * macs(nets["onet"], [1, 3, 48, 48])
     return [0.0, 2.0 * pnet, 2.0 * rnet, 2.0 * onet]
 
 
 def median_times(
     detector: object, images: list[np.ndarray], clock: Callable[[], float]
-) -> list[float]:
-    per_image = []
+) -> tuple[list[float], list[tuple[int, int]]]:
+    """Mean over ``images`` of each stage's median time, and each image's candidate counts."""
+    per_image, candidates = [], []
     for rgb in images:
-        stage_times(detector, rgb, clock)  # warm-up
-        runs = [stage_times(detector, rgb, clock) for _ in range(5)]
+        candidates.append(run_stages(detector, rgb, clock)[1])  # also the warm-up
+        runs = [run_stages(detector, rgb, clock)[0] for _ in range(5)]
         per_image.append([statistics.median(r[k] for r in runs) for k in range(len(STAGES))])
-    return [float(np.mean([p[k] for p in per_image])) for k in range(len(STAGES))]
+    times = [float(np.mean([p[k] for p in per_image])) for k in range(len(STAGES))]
+    return times, candidates
 
 
 def report(title: str, images: list[np.ndarray], peak: float) -> None:
@@ -157,9 +158,10 @@ def report(title: str, images: list[np.ndarray], peak: float) -> None:
     assert path is not None
     nets = {k: onnx.load_from_string(v) for k, v in read_bundle(path).networks.items()}
     one, default = Detector(threads=1), Detector()
-    flop = [float(np.mean(x)) for x in zip(*(work(rgb, one, nets) for rgb in images), strict=True)]
-    cpu = median_times(one, images, time.process_time)
-    wall = median_times(default, images, time.perf_counter)
+    cpu, candidates = median_times(one, images, time.process_time)
+    wall, _ = median_times(default, images, time.perf_counter)
+    per_image = [work(rgb, n, nets) for rgb, n in zip(images, candidates, strict=True)]
+    flop = [float(np.mean(x)) for x in zip(*per_image, strict=True)]
     cores = os.cpu_count() or 1
     print(f"\n== {title}: mean per image, seed parameters")
     print(f"{'stage':10s} {'GFLOP':>7s} {'1 thread CPU':>13s} {'GFLOP/s':>8s} {'of best':>8s}"
