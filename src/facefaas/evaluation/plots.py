@@ -35,6 +35,22 @@ def _title(dataset: str, setting: str, images: int) -> str:
     return f"{name}{part} ({images} images)"
 
 
+def _save(
+    fig: Any, ax: Any, path: str | os.PathLike[str], *, x: str, y: str, title: str, legend: str
+) -> Path:
+    """Label, grid and legend ``ax``, then write ``fig`` to ``path`` as PNG."""
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc=legend, fontsize=8)
+    fig.tight_layout()
+    target = Path(path)
+    fig.savefig(target, format="png")
+    return target
+
+
 def plot_pr(
     results: Sequence[RunResult],
     setting: str,
@@ -51,16 +67,8 @@ def plot_pr(
         ap = "n/a" if s.ap is None or np.isnan(s.ap) else f"{s.ap:.3f}"
         ax.plot(s.pr.recall, precision, linewidth=1.8, label=f"{result.spec.label} (AP {ap})")
     ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_xlabel("Recall")
-    ax.set_ylabel("Precision")
-    ax.set_title(_title(dataset, setting, images))
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    target = Path(path)
-    fig.savefig(target, format="png")
-    return target
+    title = _title(dataset, setting, images)
+    return _save(fig, ax, path, x="Recall", y="Precision", title=title, legend="lower left")
 
 
 def plot_roc(
@@ -87,13 +95,13 @@ def plot_roc(
         )
     if max_false_positives is not None:
         ax.set_xlim(0.0, max_false_positives)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_xlabel("False positives")
-    ax.set_ylabel("True positive rate")
-    ax.set_title(_title(dataset, setting, images) + ", discrete ROC")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    target = Path(path)
-    fig.savefig(target, format="png")
-    return target
+    title = _title(dataset, setting, images) + ", discrete ROC"
+    return _save(
+        fig,
+        ax,
+        path,
+        x="False positives",
+        y="True positive rate",
+        title=title,
+        legend="lower right",
+    )
