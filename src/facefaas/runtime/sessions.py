@@ -163,12 +163,13 @@ class OnnxCascade:
             whole: list[F32] = self._sessions["pnet"].run(None, feed)
             return whole
 
-        parts = self._map(run, tasks)
+        by_level: list[list[list[F32]]] = [[] for _ in sizes]  # bands in row order
+        for task, part in zip(tasks, self._map(run, tasks), strict=True):
+            by_level[task[0]].append(part)
         outputs = []
-        for i in range(len(sizes)):
-            mine = [part for task, part in zip(tasks, parts, strict=True) if task[0] == i]
-            logits = np.concatenate([part[0][0] for part in mine], axis=1)
-            reg = np.concatenate([part[1][0] for part in mine], axis=1)
+        for parts in by_level:
+            logits = np.concatenate([part[0][0] for part in parts], axis=1)
+            reg = np.concatenate([part[1][0] for part in parts], axis=1)
             outputs.append((graphs.face_probability(logits), reg))
         return outputs
 
