@@ -182,7 +182,7 @@ def main() -> None:
     runners = [run for _, run in contenders]
     sets = {
         "solvay.jpg (960x661)": ([load_rgb(SOLVAY)], repeats),
-        "deepface__img40.jpg (3061x4600, 14 Mpx)": ([load_rgb(BIG)], max(2, repeats // 3)),
+        "deepface__img40.jpg (3061x4600, 14 Mpx)": ([load_rgb(BIG)], repeats),
     }
     for set_name, (images, reps) in sets.items():
         print(f"\n== {set_name}, median of {reps} runs, contenders taking turns")
