@@ -228,6 +228,68 @@ def test_skip_existing_processes_only_new_images(photos: Path, tmp_path: Path) -
     assert len(paths) == 5
 
 
+@pytest.mark.parametrize(("name", "fmt"), [("boxed.png", "PNG"), ("Boxed.JPG", "JPEG")])
+def test_output_naming_an_image_file_writes_that_picture(
+    astronaut: Path, tmp_path: Path, detector: Detector, name: str, fmt: str
+) -> None:
+    target = tmp_path / name
+    result = run(str(astronaut), "-o", str(target), "--render", "blur")
+    assert result.exit_code == 0, result.output
+    assert target.is_file() and Image.open(target).format == fmt
+    assert result.stdout.startswith(f"{astronaut}: 1 face")
+    if fmt == "PNG":
+        expected = anonymize(astronaut, detector(astronaut), method="blur")
+        np.testing.assert_array_equal(np.asarray(Image.open(target)), np.asarray(expected))
+    again = run(str(astronaut), "-o", str(target))  # an existing picture is replaced
+    assert again.exit_code == 0, again.output
+
+
+def test_stdin_to_an_output_picture_file(astronaut: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.jpg"
+    result = run("-", "-o", str(target), input=astronaut.read_bytes())
+    assert result.exit_code == 0, result.output
+    assert Image.open(target).format == "JPEG"
+
+
+def test_an_existing_folder_named_like_a_picture_stays_a_folder(
+    astronaut: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "odd.png"
+    folder.mkdir()
+    assert run(str(astronaut), "-o", str(folder)).exit_code == 0
+    assert (folder / "astronaut.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--json"], "need a folder"),
+        (["--skip-existing"], "need a folder"),
+        (["SECOND"], "there are 2 images"),
+    ],
+)
+def test_a_picture_file_output_refuses_what_needs_a_folder(
+    astronaut: Path, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    second = str(synthetic(tmp_path / "second.jpg", 1))
+    args = [second if arg == "SECOND" else arg for arg in extra]
+    result = run(str(astronaut), *args, "-o", str(tmp_path / "out.png"))
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_an_output_that_is_an_existing_file_not_a_picture_is_refused(
+    astronaut: Path, tmp_path: Path
+) -> None:
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    result = run(str(astronaut), "-o", str(existing))
+    assert result.exit_code == 2
+    assert "not a folder" in result.output
+    assert existing.read_text() == "keep me"
+
+
 def test_two_inputs_for_one_output_name_fail_the_second(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     synthetic(folder / "x.gif", 1, fmt="GIF")

@@ -39,6 +39,7 @@ Examples:
 
 \b
   facefaas detect group.jpg                      print the faces found
+  facefaas detect group.jpg -o boxed.jpg         one picture to a file (.jpg or .png)
   facefaas detect photos/ -o boxed/              boxes drawn, same folder layout
   facefaas detect photos/ -o out/ --jsonl --render none --skip-existing
   facefaas detect photos/ -o private/ --render blur
@@ -168,8 +169,9 @@ def _remote_backend(
 @click.command(epilog=_EXAMPLES)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option(
-    "-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for rendered images (and JSON), keeping the inputs' relative layout.",
+    "-o", "--output", type=click.Path(path_type=Path),
+    help="Folder for rendered images (and JSON), keeping the inputs' relative layout; for one "
+    "image, a .jpg or .png file name writes its picture there.",
 )  # fmt: skip
 @click.option(
     "--json",
@@ -214,7 +216,8 @@ def detect(
 
     Without -o, prints a summary per image (or JSON with --json/--jsonl); an image read from
     stdin is written to stdout with its faces drawn, like the seed's function. With -o OUT,
-    pictures (and --json files, or OUT/results.jsonl) are written there.
+    pictures (and --json files, or OUT/results.jsonl) are written there; an OUT ending in .jpg
+    or .png is the picture of the one image given.
     """
     _check_usage(paths, output, as_json, as_jsonl, render, skip_existing)
     params = _parse_detection_options(min_size, thresholds, factor)
@@ -224,6 +227,9 @@ def detect(
     if not items:
         click.echo("no images to process", err=True)
         raise SystemExit(EXIT_NOTHING_DONE)
+    picture_file = _picture_file(output, len(items), as_json or as_jsonl, skip_existing)
+    if picture_file is not None:
+        output = None
     from facefaas.errors import FacefaasError
 
     closer: Any = None
@@ -236,6 +242,7 @@ def detect(
         click.echo(f"error: {exc.message}", err=True)
         raise SystemExit(EXIT_NOTHING_DONE) from None
     runner = _Runner(backend, output, as_json, as_jsonl, render, landmarks, scores, skip_existing)
+    runner.picture_file = picture_file
     try:
         tally = runner.run(items, remote=bool(remote))
     finally:
@@ -251,6 +258,30 @@ def detect(
     if tally.done == 0:
         raise SystemExit(EXIT_NOTHING_DONE)
     raise SystemExit(EXIT_SOME_FAILED if tally.failed else EXIT_OK)
+
+
+def _picture_file(
+    output: Path | None, images: int, json_too: bool, skip_existing: bool
+) -> Path | None:
+    """``output`` when it names the picture file of a single image (``.jpg``/``.jpeg``/``.png``,
+    not an existing folder); ``None`` when it is an output folder."""
+    if output is None or output.is_dir():
+        return None
+    if output.suffix.lower() not in _KEPT_SUFFIXES:
+        if output.exists():
+            raise click.UsageError(
+                f"-o {output}: not a folder (a picture file's name ends in .jpg or .png)"
+            )
+        return None
+    if images > 1:
+        raise click.UsageError(
+            f"-o {output} names one picture, but there are {images} images: give a folder"
+        )
+    if json_too or skip_existing:
+        raise click.UsageError(
+            f"-o {output} names one picture: --json, --jsonl and --skip-existing need a folder"
+        )
+    return output
 
 
 def _check_usage(
@@ -287,6 +318,7 @@ class _Runner:
         self.skip_existing = skip_existing
         self.collected: list[dict[str, Any]] = []
         self.seen_outputs: dict[Path, str] = {}
+        self.picture_file: Path | None = None  # -o naming the one image's picture
 
     def run(self, items: list[Item], *, remote: bool) -> Tally:
         from tqdm import tqdm
@@ -361,7 +393,12 @@ class _Runner:
         faces = self.backend(data, decoded)
         record = {"path": item.name, **faces.to_dict()}
         picture_name, picture_format = output_name(item.relative, decoded.format)
-        if self.output is not None:
+        if self.picture_file is not None:
+            file_format = _KEPT_SUFFIXES[self.picture_file.suffix.lower()]
+            picture = encode_image(self._picture(decoded, faces), file_format)
+            _write_atomic(self.picture_file, picture)
+            click.echo(_summary(record))
+        elif self.output is not None:
             if self.render != "none":
                 target = self._claim(self.output, picture_name, item)
                 _write_atomic(target, encode_image(self._picture(decoded, faces), picture_format))
