@@ -4,7 +4,9 @@ Prints median milliseconds per image and images per second for ``solvay.jpg``, t
 ``deepface__img40.jpg`` and the WIDER FACE subset, single and batched, with the thread settings;
 peak memory of a fresh process detecting the 14-megapixel image. Where ``tensorflow`` or
 ``facenet_pytorch`` can be imported (optional, never dependencies) they are timed on the same
-images in the same run, interleaved with ours, and the ratios printed.
+images in the same run, interleaved with ours, and the ratios printed. Each contender runs in a
+process of its own (TensorFlow and torchvision crash when imported into one), asked by this one to
+detect each image in turn; decoding is not timed.
 
     python benchmarks/speed.py                 # everything (a few minutes on 2 cores)
     python benchmarks/speed.py --quick         # fewer repetitions, 40 WIDER images
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -88,24 +92,86 @@ def facenet_pytorch() -> tuple[str, Runner] | None:
     return "facenet-pytorch", run
 
 
+FACTORIES: dict[str, Callable[[], tuple[Any, ...] | None]] = {
+    "facefaas": ours,  # (name, run, run a batch); the peers: (name, run)
+    "tensorflow": tensorflow_seed,
+    "facenet_pytorch": facenet_pytorch,
+}
+
+
+def _contender_process(key: str, conn: Connection) -> None:
+    """One contender in its own process (TensorFlow and torchvision crash when imported into one
+    process, and each keeps its own threads and memory): answers ``(op, paths)`` requests with
+    the seconds it took, decoding excluded. Sends its name first, or ``None`` if not importable."""
+    made = FACTORIES[key]()
+    conn.send(None if made is None else made[0])
+    if made is None:
+        return
+    run = made[1]
+    batch = made[2] if len(made) > 2 else None
+    decoded: tuple[str, np.ndarray] | None = None
+    while (request := conn.recv()) is not None:
+        op, paths = request
+        if op == "batch":  # facefaas' detect_batch in calls of 8 images
+            assert batch is not None
+            images = [load_rgb(Path(p)) for p in paths]
+            start = time.perf_counter()
+            for i in range(0, len(images), 8):
+                batch(images[i : i + 8])
+            conn.send(time.perf_counter() - start)
+            continue
+        if decoded is None or decoded[0] != paths[0]:
+            decoded = paths[0], load_rgb(Path(paths[0]))
+        start = time.perf_counter()
+        run(decoded[1])
+        conn.send(time.perf_counter() - start)
+
+
+class Contender:
+    """The parent's handle on a contender process."""
+
+    def __init__(self, key: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_contender_process, args=(key, child), daemon=True)
+        self.process.start()
+        self.key = key
+        self.name: str | None = self._receive()
+
+    def _receive(self) -> Any:
+        try:
+            return self.conn.recv()
+        except EOFError:
+            raise RuntimeError(
+                f"{self.key}: its process died (exit code {self.process.exitcode})"
+            ) from None
+
+    def time(self, op: str, paths: list[Path]) -> float:
+        self.conn.send((op, [str(p) for p in paths]))
+        return float(self._receive())
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.conn.send(None)
+        self.process.join(timeout=30)
+
+
 def time_interleaved(
-    runners: list[Runner], images: list[np.ndarray], repeats: int
+    contenders: list[Contender], images: list[Path], repeats: int
 ) -> list[list[float]]:
-    """Per-image seconds for each runner (median over ``repeats``), the runners taking turns on
-    every image so that a change in machine load affects them alike."""
-    for run in runners:
-        run(images[0])  # warm up
-    per_runner: list[list[float]] = [[] for _ in runners]
-    for rgb in images:
-        samples: list[list[float]] = [[] for _ in runners]
+    """Per-image seconds for each contender (median over ``repeats``), the contenders taking
+    turns on every image so that a change in machine load affects them alike."""
+    for contender in contenders:
+        contender.time("one", images[:1])  # warm up
+    per_contender: list[list[float]] = [[] for _ in contenders]
+    for path in images:
+        samples: list[list[float]] = [[] for _ in contenders]
         for _ in range(repeats):
-            for k, run in enumerate(runners):
-                start = time.perf_counter()
-                run(rgb)
-                samples[k].append(time.perf_counter() - start)
-        for k in range(len(runners)):
-            per_runner[k].append(statistics.median(samples[k]))
-    return per_runner
+            for k, contender in enumerate(contenders):
+                samples[k].append(contender.time("one", [path]))
+        for k in range(len(contenders)):
+            per_contender[k].append(statistics.median(samples[k]))
+    return per_contender
 
 
 def peak_memory_mb(path: Path) -> float:
@@ -122,7 +188,7 @@ def peak_memory_mb(path: Path) -> float:
     return int(out.stdout.split()[-1]) / 1024
 
 
-def report(name: str, seconds: list[float]) -> dict[str, float]:
+def report(seconds: list[float]) -> dict[str, float]:
     median_ms = statistics.median(seconds) * 1000
     total = sum(seconds)
     return {
@@ -130,6 +196,47 @@ def report(name: str, seconds: list[float]) -> dict[str, float]:
         "total_s": round(total, 2),
         "images_per_s": round(len(seconds) / total, 2),
     }
+
+
+def run_sets(contenders: list[Contender], repeats: int, wider_files: list[Path]) -> dict[str, Any]:
+    """Times every set, prints a table per set, returns the figures (facefaas is first)."""
+    results: dict[str, Any] = {}
+    sets = {
+        "solvay.jpg (960x661)": SOLVAY,
+        "deepface__img40.jpg (3061x4600, 14 Mpx)": BIG,
+    }
+    for set_name, path in sets.items():
+        print(f"\n== {set_name}, median of {repeats} runs, contenders taking turns")
+        per_contender = time_interleaved(contenders, [path], repeats)
+        baseline = per_contender[0][0]
+        for contender, seconds in zip(contenders, per_contender, strict=True):
+            results[f"{set_name} / {contender.name}"] = report(seconds)
+            print(
+                f"{contender.name:36s} {seconds[0] * 1000:9.1f} ms/image  {1 / seconds[0]:6.2f} images/s"
+                f"   {seconds[0] / baseline:5.2f} x facefaas' time"
+            )
+
+    print(f"\n== WIDER FACE subset ({len(wider_files)} images, 1024 px wide), one image a call")
+    per_contender = time_interleaved(contenders, wider_files, 1)
+    baseline_total = sum(per_contender[0])
+    for contender, seconds in zip(contenders, per_contender, strict=True):
+        timing = report(seconds)
+        results[f"wider / {contender.name}"] = timing
+        print(
+            f"{contender.name:36s} total {timing['total_s']:7.2f} s  median {timing['median_ms']:7.1f} ms  "
+            f"{timing['images_per_s']:6.2f} images/s   {timing['total_s'] / baseline_total:5.2f} x facefaas' time"
+        )
+
+    print("\n== WIDER FACE subset, facefaas detect_batch (8 images a call)")
+    total = contenders[0].time("batch", wider_files)
+    results["wider / facefaas batched"] = {
+        "total_s": round(total, 2),
+        "images_per_s": round(len(wider_files) / total, 2),
+    }
+    print(
+        f"{'facefaas detect_batch':36s} total {total:7.2f} s  {len(wider_files) / total:6.2f} images/s"
+    )
+    return results
 
 
 def main() -> None:
@@ -167,55 +274,19 @@ def main() -> None:
     peak = peak_memory_mb(BIG)
     results: dict[str, Any] = {"peak_rss_mb_14mpx": round(peak, 1)}
 
-    contenders: list[tuple[str, Runner]] = []
-    name, run_ours, batch_ours = ours()
-    contenders.append((name, run_ours))
-    if not args.no_peers:
-        for factory in (tensorflow_seed, facenet_pytorch):
-            peer = factory()
-            if peer is not None:
-                contenders.append(peer)
-            else:
-                print(f"({factory.__name__}: not importable here, skipped)")
-
-    names = [name for name, _ in contenders]
-    runners = [run for _, run in contenders]
-    sets = {
-        "solvay.jpg (960x661)": ([load_rgb(SOLVAY)], repeats),
-        "deepface__img40.jpg (3061x4600, 14 Mpx)": ([load_rgb(BIG)], repeats),
-    }
-    for set_name, (images, reps) in sets.items():
-        print(f"\n== {set_name}, median of {reps} runs, contenders taking turns")
-        per_runner = time_interleaved(runners, images, reps)
-        baseline = per_runner[0][0]
-        for name, seconds in zip(names, per_runner, strict=True):
-            results[f"{set_name} / {name}"] = report(name, seconds)
-            print(
-                f"{name:36s} {seconds[0] * 1000:9.1f} ms/image   {seconds[0] / baseline:5.2f} x facefaas' time"
-            )
-
-    print(f"\n== WIDER FACE subset ({len(wider_files)} images, 1024 px wide), one image a call")
-    wider = [load_rgb(p) for p in wider_files]
-    per_runner = time_interleaved(runners, wider, 1)
-    baseline_total = sum(per_runner[0])
-    for name, seconds in zip(names, per_runner, strict=True):
-        timing = report(name, seconds)
-        results[f"wider / {name}"] = timing
-        print(
-            f"{name:36s} total {timing['total_s']:7.2f} s  median {timing['median_ms']:7.1f} ms  "
-            f"{timing['images_per_s']:6.2f} images/s   {timing['total_s'] / baseline_total:5.2f} x facefaas' time"
-        )
-
-    print("\n== WIDER FACE subset, facefaas detect_batch (8 images a call)")
-    start = time.perf_counter()
-    for i in range(0, len(wider), 8):
-        batch_ours(wider[i : i + 8])
-    total = time.perf_counter() - start
-    results["wider / facefaas batched"] = {
-        "total_s": round(total, 2),
-        "images_per_s": round(len(wider) / total, 2),
-    }
-    print(f"{'facefaas detect_batch':36s} total {total:7.2f} s  {len(wider) / total:6.2f} images/s")
+    contenders: list[Contender] = []
+    for key in FACTORIES if not args.no_peers else ["facefaas"]:
+        contender = Contender(key)
+        if contender.name is None:
+            print(f"({key}: not importable here, skipped)")
+            contender.close()
+        else:
+            contenders.append(contender)
+    try:
+        results.update(run_sets(contenders, repeats, wider_files))
+    finally:
+        for contender in contenders:
+            contender.close()
 
     print(f"\npeak memory (VmHWM) of a fresh process detecting the 14-Mpx image: {peak:.0f} MB")
     if args.json:
