@@ -241,8 +241,10 @@ def detect(
     except FacefaasError as exc:
         click.echo(f"error: {exc.message}", err=True)
         raise SystemExit(EXIT_NOTHING_DONE) from None
-    runner = _Runner(backend, output, as_json, as_jsonl, render, landmarks, scores, skip_existing)
-    runner.picture_file = picture_file
+    runner = _Runner(
+        backend, output, as_json, as_jsonl, render, landmarks, scores, skip_existing,
+        picture_file=picture_file,
+    )  # fmt: skip
     try:
         tally = runner.run(items, remote=bool(remote))
     finally:
@@ -310,6 +312,7 @@ class _Runner:
     def __init__(
         self, backend: Callable[[bytes, Any], Any], output: Path | None, as_json: bool,
         as_jsonl: bool, render: str, landmarks: bool, scores: bool, skip_existing: bool,
+        *, picture_file: Path | None = None,
     ) -> None:  # fmt: skip
         self.backend = backend
         self.output = output
@@ -318,7 +321,7 @@ class _Runner:
         self.skip_existing = skip_existing
         self.collected: list[dict[str, Any]] = []
         self.seen_outputs: dict[Path, str] = {}
-        self.picture_file: Path | None = None  # -o naming the one image's picture
+        self.picture_file = picture_file  # -o naming the one image's picture (output is None)
 
     def run(self, items: list[Item], *, remote: bool) -> Tally:
         from tqdm import tqdm
