@@ -12,8 +12,9 @@ from typing import Any
 import click
 
 from facefaas._version import __version__
+from facefaas.extras import install_hint
 
-__all__ = ["main", "missing_extra_message"]
+__all__ = ["main"]
 
 # command name -> (module, attribute, one-line help shown by --help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -24,37 +25,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-# top-level module -> the extra that installs it (pyproject.toml's optional dependencies)
-_SERVER_MODULES = (
-    "fastapi uvicorn multipart python_multipart pydantic pydantic_settings sqlalchemy "
-    "prometheus_client limits"
-)
-_EXTRA_OF_MODULE: dict[str, str] = {
-    **dict.fromkeys(_SERVER_MODULES.split(), "server"),
-    "psycopg": "postgres",
-    "scipy": "eval",
-    "matplotlib": "eval",
-}
-
-
-def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
-    """What to install when ``exc`` is a module of one of facefaas' extras; ``None`` otherwise."""
-    module = (exc.name or "").split(".")[0]
-    extra = _EXTRA_OF_MODULE.get(module)
-    if extra is None:
-        return None
-    return (
-        f"{module} is not installed; this command needs facefaas' {extra!r} extra: "
-        f"pip install 'facefaas[{extra}]'"
-    )
-
-
 class _LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ModuleNotFoundError as exc:
-            message = missing_extra_message(exc)
+            message = install_hint(exc.name or "")
             if message is None:
                 raise
             raise click.ClickException(message) from None

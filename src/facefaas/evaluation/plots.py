@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from facefaas.evaluation._optional import require
 from facefaas.evaluation.runner import RunResult
+from facefaas.extras import require
 
 __all__ = ["plot_pr", "plot_roc"]
 

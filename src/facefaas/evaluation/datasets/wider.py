@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from facefaas.errors import InputError
-from facefaas.evaluation._optional import require
 from facefaas.evaluation.truth import Dataset, ImageTruth
+from facefaas.extras import require
 
 __all__ = ["WIDER_SETTINGS", "load_wider", "parse_wider_txt"]
 

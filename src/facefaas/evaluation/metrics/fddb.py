@@ -23,11 +23,11 @@ import numpy as np
 import numpy.typing as npt
 
 from facefaas.errors import InputError
-from facefaas.evaluation._optional import require
 from facefaas.evaluation.detections import ImageDetections
 from facefaas.evaluation.metrics.curves import PRCurve, RocCurve, voc_ap
 from facefaas.evaluation.metrics.results import Evaluation, ImageCounts, ImageResult, SettingResult
 from facefaas.evaluation.truth import Dataset, ImageTruth
+from facefaas.extras import require
 
 __all__ = ["MATCH_THRESHOLD", "ellipse_rect_iou", "evaluate_fddb"]
 
