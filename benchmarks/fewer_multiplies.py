@@ -35,12 +35,13 @@ from typing import Any
 
 import numpy as np
 import onnx
-from floor import run_stages  # benchmarks/ is the script's folder, so it is on sys.path
+from floor import fastest, run_stages  # benchmarks/ is the script's folder, so it is on sys.path
 from onnx import numpy_helper
 from speed import SHARED, SOLVAY, WIDER, load_rgb, tensorflow_seed
 
 PHOTOS = SHARED / "eval" / "photos"
 NETS = {"rnet": 24, "onet": 48}
+TURNS = {"warmup": 1, "repeats": 9}  # each network timing: the fastest of 9 after one warm-up
 
 
 def default_networks() -> dict[str, bytes]:
@@ -52,15 +53,14 @@ def default_networks() -> dict[str, bytes]:
     return dict(read_bundle(path).networks)
 
 
-def solvay_crops(rgb: np.ndarray) -> dict[str, np.ndarray]:
-    """R-Net's and O-Net's inputs on ``rgb`` at the seed's parameters (CropAndResize crops)."""
-    from facefaas import Detector
+def solvay_crops(rgb: np.ndarray, ops: Any) -> dict[str, np.ndarray]:
+    """R-Net's and O-Net's inputs on ``rgb`` at the seed's parameters (CropAndResize crops),
+    candidates found by the cascade steps ``ops``."""
     from facefaas.mtcnn import pipeline
     from facefaas.mtcnn.sampling import crop_and_resize
     from facefaas.params import DetectionParams
 
     params = DetectionParams()
-    ops = Detector(threads=1)._ops
     source = pipeline.normalize(rgb)
     boxes, _ = pipeline.pnet_stage(source, ops, params)
     refined, _ = pipeline.rnet_stage(source, boxes, ops, params)
@@ -68,17 +68,6 @@ def solvay_crops(rgb: np.ndarray) -> dict[str, np.ndarray]:
         "rnet": crop_and_resize(source[0], boxes, NETS["rnet"]),
         "onet": crop_and_resize(source[0], refined, NETS["onet"]),
     }
-
-
-def best_time(run: Callable[[], Any], repeats: int = 9) -> float:
-    """Fastest of ``repeats`` CPU times of ``run`` after a warm-up (one thread: CPU = wall)."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        run()
-        times.append(time.process_time() - start)
-    return min(times)
 
 
 def ort_session(model: bytes) -> Any:
@@ -213,6 +202,7 @@ def detections_agree(
 ) -> tuple[int, int, int, int, list[float]]:
     """Faces of the shipped networks vs ``other`` over ``images``: (faces, other's faces, matched
     at IoU >= 0.9 each way, landmark errors of matched faces in px)."""
+    from facefaas.evaluation.metrics.voc import box_iou
     from facefaas.mtcnn import pipeline
     from facefaas.params import DetectionParams
     from facefaas.runtime.sessions import OnnxCascade
@@ -234,16 +224,6 @@ def detections_agree(
     return faces, others, matched, others_matched, errors
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(hi - lo, 0, None).prod(axis=2)
-    area = (a[:, 2:] - a[:, :2]).prod(axis=1), (b[:, 2:] - b[:, :2]).prod(axis=1)
-    return inter / (area[0][:, None] + area[1][None, :] - inter)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wider", type=int, default=40, help="WIDER images for the int8 check")
@@ -255,10 +235,10 @@ def main() -> None:
 
     rgb = load_rgb(SOLVAY)
     networks = default_networks()
-    crops = solvay_crops(rgb)
+    detector = Detector(threads=1)
+    crops = solvay_crops(rgb, detector._ops)
     print(f"solvay.jpg: R-Net on {len(crops['rnet'])} crops, O-Net on {len(crops['onet'])} crops; one thread")  # fmt: skip
 
-    detector = Detector(threads=1)
     stages = [run_stages(detector, rgb, time.process_time)[0] for _ in range(7)]
     shipped = [min(s[k] for s in stages) for k in range(4)]
     print(f"shipped cascade, one thread: {sum(shipped) * 1e3:.1f} ms (normalise {shipped[0] * 1e3:.1f}, P-Net {shipped[1] * 1e3:.1f}, R-Net {shipped[2] * 1e3:.1f}, O-Net {shipped[3] * 1e3:.1f}; crops included)")  # fmt: skip
@@ -269,14 +249,14 @@ def main() -> None:
         x = crops[net]
         fp32 = ort_session(networks[net])
         reference = fp32.run(None, {"image": x})
-        base = best_time(lambda s=fp32, x=x: s.run(None, {"image": x}))
+        base = fastest(lambda s=fp32, x=x: s.run(None, {"image": x}), **TURNS)
         print(f"\n{net}: ONNX Runtime FP32 (network only)     {base * 1e3:7.1f} ms")
         contenders: dict[str, tuple[float, list[np.ndarray]]] = {}
         try:
             quantized[net] = quantize(networks[net], x)
             int8 = ort_session(quantized[net])
             contenders["ONNX Runtime int8 (VNNI)"] = (
-                best_time(lambda s=int8, x=x: s.run(None, {"image": x})),
+                fastest(lambda s=int8, x=x: s.run(None, {"image": x}), **TURNS),
                 int8.run(None, {"image": x}),
             )
         except ImportError as error:
@@ -286,7 +266,7 @@ def main() -> None:
                 for winograd in (True, False):
                     run = ncnn_runner(networks[net], side, Path(tmp), winograd=winograd)
                     label = f"ncnn FP32, Winograd {'on' if winograd else 'off'}"
-                    contenders[label] = (best_time(lambda r=run, x=x: r(x)), run(x))
+                    contenders[label] = (fastest(lambda r=run, x=x: r(x), **TURNS), run(x))
         except ImportError as error:
             print(f"  ncnn skipped: {error}")
         for label, (seconds, outputs) in contenders.items():

@@ -59,6 +59,19 @@ def macs(model: onnx.ModelProto, input_shape: list[int]) -> int:
     return total
 
 
+def fastest(run: Callable[[], object], *, warmup: int, repeats: int) -> float:
+    """Fewest CPU seconds of ``repeats`` calls of ``run`` after ``warmup`` calls (one thread:
+    CPU time is steadier than wall time on a shared machine)."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        run()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
 def best_rates() -> dict[str, float]:
     """GFLOP/s of MLAS on one thread: a 1024^3 matrix multiply and two of MTCNN's convolutions
     at the sizes facefaas runs them (its blocked convolutions beat the matrix multiply)."""
@@ -78,14 +91,7 @@ def best_rates() -> dict[str, float]:
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8
         session = ort.InferenceSession(model.SerializeToString(), options)
-        for _ in range(3):
-            session.run(None, {"x": x})
-        times = []
-        for _ in range(15):
-            start = time.process_time()
-            session.run(None, {"x": x})
-            times.append(time.process_time() - start)
-        return flop / min(times) / 1e9
+        return flop / fastest(lambda: session.run(None, {"x": x}), warmup=3, repeats=15) / 1e9
 
     n = 1024
     matrix = rng.random((n, n), np.float32)
