@@ -16,7 +16,7 @@ from facefaas.faces import Faces
 from facefaas.models.builtin import DEFAULT_MODEL, builtin_path
 from facefaas.models.bundle import Bundle, read_bundle
 from facefaas.models.manifest import ModelManifest
-from facefaas.models.onnx_build import build_networks
+from facefaas.models.onnx_build import network_bytes
 from facefaas.models.weights import MtcnnWeights
 from facefaas.mtcnn.pipeline import normalize, run_cascade
 from facefaas.params import DetectionParams
@@ -30,25 +30,23 @@ _IMAGES_IN_FLIGHT = 2  # per detect_batch call
 
 def _load_model(model: ModelRef) -> tuple[dict[str, bytes], ModelManifest]:
     if isinstance(model, MtcnnWeights):
-        nets = {net: m.SerializeToString() for net, m in build_networks(model).items()}
-        return nets, ModelManifest(name="in-memory", weights_sha256=model.digest())
-    if isinstance(model, Bundle):
-        return model.networks, model.manifest
+        return network_bytes(model), ModelManifest(name="in-memory", weights_sha256=model.digest())
     if isinstance(model, str) and (path := builtin_path(model)) is not None:
-        bundle = read_bundle(path)
-        return bundle.networks, bundle.manifest
-    path = Path(model)
-    if not path.exists():
-        raise ModelNotFoundError(f"no built-in model, bundle or model file named {str(model)!r}")
-    if path.is_dir() and (path / "manifest.json").is_file():
-        bundle = read_bundle(path)
-        return bundle.networks, bundle.manifest
-    # Any other model file or folder (a bundle zip, a .pb, Caffe/torch/ipazc weights): import it.
-    from facefaas.models.importing import import_model
+        model = read_bundle(path)
+    elif not isinstance(model, Bundle):
+        path = Path(model)
+        if not path.exists():
+            raise ModelNotFoundError(
+                f"no built-in model, bundle or model file named {str(model)!r}"
+            )
+        if path.is_dir() and (path / "manifest.json").is_file():
+            model = read_bundle(path)
+        else:  # any other model file or folder (bundle zip, .pb, Caffe/torch/ipazc): import it
+            from facefaas.models.importing import import_model
 
-    imported = import_model(path, validate=False)
-    nets = {net: m.SerializeToString() for net, m in build_networks(imported.weights).items()}
-    return nets, imported.manifest
+            imported = import_model(path, validate=False)
+            return network_bytes(imported.weights), imported.manifest
+    return model.networks, model.manifest
 
 
 class Detector:
@@ -125,11 +123,8 @@ class Detector:
 
     def detect(self, image: Any, *, channels: str = "rgb", **params: Any) -> Faces:
         """Same as calling the detector."""
-        from facefaas.decode import load_image
 
-        resolved = self.resolve_params(params)
-        decoded = load_image(image, channels=channels)  # type: ignore[arg-type]
-        return self._detect_pixels(decoded.pixels, resolved)
+        return self._detect_one(image, channels, self.resolve_params(params))
 
     def detect_batch(
         self, images: Sequence[Any], *, channels: str = "rgb", **params: Any
@@ -142,13 +137,10 @@ class Detector:
         """
         if isinstance(images, str | bytes | np.ndarray):
             raise ParameterError("detect_batch takes a sequence of images")
-        from facefaas.decode import load_image
-
         resolved = self.resolve_params(params)
 
         def one(image: Any) -> Faces:
-            decoded = load_image(image, channels=channels)  # type: ignore[arg-type]
-            return self._detect_pixels(decoded.pixels, resolved)
+            return self._detect_one(image, channels, resolved)
 
         if len(images) < 2:
             return [one(image) for image in images]
@@ -158,7 +150,10 @@ class Detector:
         finally:  # after an error, images not yet started are dropped
             pool.shutdown(cancel_futures=True)
 
-    def _detect_pixels(self, rgb: np.ndarray, params: DetectionParams) -> Faces:
+    def _detect_one(self, image: Any, channels: str, params: DetectionParams) -> Faces:
+        from facefaas.decode import load_image
+
+        rgb = load_image(image, channels=channels).pixels  # type: ignore[arg-type]
         height, width = rgb.shape[:2]
         found = run_cascade(
             normalize(rgb), self._ops, params, refine_landmarks=self.refine_landmarks

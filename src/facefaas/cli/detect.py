@@ -143,12 +143,7 @@ def _parse_detection_options(
 def _local_backend(model: str | None, params: dict[str, Any]) -> Callable[[bytes, Any], Any]:
     from facefaas.detector import Detector
 
-    source: Any = model or "mtcnn"
-    if Path(source).is_file():  # a model file or zip in any format `facefaas models import` reads
-        from facefaas.models.importing import import_model
-
-        source = import_model(Path(source), validate=False).weights
-    detector = Detector(source, **params)
+    detector = Detector(model or "mtcnn", **params)  # an id, bundle or any importable model file
     return lambda data, decoded: detector(decoded)
 
 

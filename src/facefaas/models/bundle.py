@@ -17,7 +17,7 @@ import onnx
 
 from facefaas.errors import ModelFormatError, ModelValidationError
 from facefaas.models.manifest import ModelManifest
-from facefaas.models.onnx_build import build_networks, weights_from_onnx
+from facefaas.models.onnx_build import network_bytes, weights_from_onnx
 from facefaas.models.weights import MtcnnWeights
 
 __all__ = ["NETWORK_FILES", "REQUIRED_NETWORKS", "Bundle", "read_bundle", "write_bundle"]
@@ -54,8 +54,8 @@ def write_bundle(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         tmp.chmod(0o755)
-        for net, model in build_networks(weights).items():
-            _write_synced(tmp / NETWORK_FILES[net], model.SerializeToString())
+        for net, data in network_bytes(weights).items():
+            _write_synced(tmp / NETWORK_FILES[net], data)
         _write_synced(tmp / MANIFEST_FILE, manifest.to_json().encode())
         if target.exists():
             old = target.with_name(f".{target.name}.old")

@@ -18,7 +18,7 @@ from pathlib import Path
 from facefaas.errors import ModelConflictError
 from facefaas.models.bundle import MANIFEST_FILE, NETWORK_FILES, write_bundle
 from facefaas.models.manifest import ModelManifest
-from facefaas.models.onnx_build import build_networks
+from facefaas.models.onnx_build import network_bytes
 from facefaas.models.weights import MtcnnWeights
 
 __all__ = ["bundle_zip", "write_model"]
@@ -30,8 +30,8 @@ def bundle_zip(weights: MtcnnWeights, manifest: ModelManifest) -> bytes:
     """The bundle of ``weights`` as zip bytes (deterministic; ``weights_sha256`` set)."""
     manifest = replace(manifest, weights_sha256=weights.digest())
     members = {MANIFEST_FILE: manifest.to_json().encode()}
-    for net, model in build_networks(weights).items():
-        members[NETWORK_FILES[net]] = model.SerializeToString()
+    for net, data in network_bytes(weights).items():
+        members[NETWORK_FILES[net]] = data
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():

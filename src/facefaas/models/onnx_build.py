@@ -46,6 +46,7 @@ __all__ = [
     "build_networks",
     "canonical_params",
     "layout_of",
+    "network_bytes",
     "onnx_initializer_shapes",
     "weights_from_onnx",
 ]
@@ -239,6 +240,11 @@ def build_network(net: str, params: Params) -> onnx.ModelProto:
 def build_networks(weights: MtcnnWeights) -> dict[str, onnx.ModelProto]:
     """``{"pnet": ..., "rnet": ..., "onet": ...[, "lnet": ...]}`` ONNX models of these weights."""
     return {net: build_network(net, params) for net, params in weights.networks().items()}
+
+
+def network_bytes(weights: MtcnnWeights) -> dict[str, bytes]:
+    """:func:`build_networks` serialized: what bundles store and sessions load."""
+    return {net: model.SerializeToString() for net, model in build_networks(weights).items()}
 
 
 def weights_from_onnx(models: Mapping[str, onnx.ModelProto]) -> MtcnnWeights:

@@ -20,7 +20,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from facefaas.errors import ModelValidationError
-from facefaas.models.onnx_build import build_networks
+from facefaas.models.onnx_build import network_bytes
 from facefaas.models.weights import MtcnnWeights
 
 __all__ = ["REFERENCE_FACE", "reference_image", "validate_model"]
@@ -57,10 +57,8 @@ def _check_finite_outputs(weights: MtcnnWeights) -> None:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
-    for net, model in build_networks(weights).items():
-        session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+    for net, data in network_bytes(weights).items():
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         for name, value in zip(
             (o.name for o in session.get_outputs()),
             session.run(None, {"image": inputs[net]}),
