@@ -368,6 +368,7 @@ def test_remote_sends_images_and_parameters_to_the_client(
     assert detects[0][1][1] == {"model": "m1", "min_size": 30.0}
     assert FakeClient.calls[-1] == ("close", None)
     rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 3
     assert all(row["faces"][0]["box"] == [2, 2, 20, 20] for row in rows)
 
 

@@ -145,6 +145,7 @@ def test_refine_landmarks_false_equals_the_model_without_lnet(
     image = shared / FACES
     off = Detector(caffe.weights, refine_landmarks=False, threads=1)(image)
     seed = Detector(threads=1)(image)
+    assert len(seed) == 8
     for got, want in zip(off.to_dict()["faces"], seed.to_dict()["faces"], strict=True):
         assert got == want
 

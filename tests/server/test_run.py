@@ -115,8 +115,11 @@ def test_no_faces_is_200_with_an_empty_list(http: httpx.Client, blank_png: bytes
 
 
 def test_score_threshold_above_every_face_leaves_none(http: httpx.Client, hopper: bytes) -> None:
+    found = http.post("/api/run/mtcnn/detect", content=hopper).json()["faces"]
+    assert len(found) == 1 and found[0]["score"] < 1.0
     body = http.post("/api/run/mtcnn/detect", content=hopper, params={"score_threshold": 1}).json()
-    assert all(face["score"] >= 1.0 for face in body["faces"])
+    assert body["parameters"]["score_threshold"] == 1.0
+    assert body["faces"] == []
 
 
 def test_max_faces_keeps_the_largest(http: httpx.Client, solvay: bytes) -> None:
