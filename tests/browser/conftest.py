@@ -176,3 +176,33 @@ def new_bundle_zip(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
         return made[name]
 
     return make
+
+
+@pytest.fixture
+def register(
+    live_server: LiveServer, new_bundle_zip: Callable[[str], Path]
+) -> Iterator[Callable[..., dict[str, Any]]]:
+    """``register(name, **fields)``: a new model (``new_bundle_zip(name)``) uploaded through the
+    API with that name and the multipart ``fields`` (e.g. ``private="true"``); the answer
+    (model_id, admin_key, usage_key, ...). Every model registered is deleted after the test."""
+    created: list[dict[str, Any]] = []
+
+    def register(name: str, **fields: str) -> dict[str, Any]:
+        bundle = new_bundle_zip(name)
+        response = httpx.post(
+            f"{live_server.url}/api/models",
+            files={"file": (bundle.name, bundle.read_bytes())},
+            data={"name": name, **fields},
+            timeout=60,
+        )
+        assert response.status_code == 201, response.text
+        created.append(response.json())
+        return created[-1]
+
+    yield register
+    for model in created:
+        httpx.delete(
+            f"{live_server.url}/api/models/{model['model_id']}",
+            headers={"X-API-Key": model["admin_key"]},
+            timeout=30,
+        )

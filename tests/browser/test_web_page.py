@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,25 +15,32 @@ from PIL import Image
 
 pytestmark = pytest.mark.timeout(120)
 
-# Luminance variance of the displayed picture inside a box (x1, y1, x2, y2 in image pixels).
-_BOX_VARIANCE_JS = """([x1, y1, x2, y2]) => {
+# RGB pixels of the displayed picture inside a box (x1, y1, x2, y2 in image pixels), shrunk on
+# each side by `inset` times the box's size.
+_BOX_PIXELS_JS = """([[x1, y1, x2, y2], inset]) => {
   const img = document.getElementById("picture");
   const canvas = document.createElement("canvas");
   canvas.width = img.naturalWidth;
   canvas.height = img.naturalHeight;
   const context = canvas.getContext("2d");
   context.drawImage(img, 0, 0);
-  const w = Math.round(x2 - x1), h = Math.round(y2 - y1);
-  const data = context.getImageData(Math.round(x1), Math.round(y1), w, h).data;
-  let sum = 0, squares = 0;
-  for (let i = 0; i < data.length; i += 4) {
-    const y = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
-    sum += y;
-    squares += y * y;
-  }
-  const n = data.length / 4;
-  return squares / n - (sum / n) ** 2;
+  const dx = (x2 - x1) * inset, dy = (y2 - y1) * inset;
+  const x = Math.round(x1 + dx), y = Math.round(y1 + dy);
+  const w = Math.round(x2 - x1 - 2 * dx), h = Math.round(y2 - y1 - 2 * dy);
+  return Array.from(context.getImageData(x, y, w, h).data);
 }"""
+
+
+def _box_pixels(page: Any, box: list[float], inset: float = 0.0) -> np.ndarray:
+    """The shown picture's (n, 3) RGB pixels inside ``box`` (see :data:`_BOX_PIXELS_JS`)."""
+    rgba = np.asarray(page.evaluate(_BOX_PIXELS_JS, [box, inset]), np.float64)
+    return rgba.reshape(-1, 4)[:, :3]
+
+
+def _box_variance(page: Any, box: list[float]) -> float:
+    """Luminance variance of the shown picture inside ``box``."""
+    luminance = _box_pixels(page, box) @ np.array([0.299, 0.587, 0.114])
+    return float(luminance.var())
 
 
 def _is_post(response: Any, fragment: str) -> bool:
@@ -151,7 +159,7 @@ def test_blur_mode_shows_the_server_blurred_image(page: Any, astronaut: Path) ->
     result = _detect(page, lambda: page.set_input_files("#file-input", astronaut))
     box = result["faces"][0]["box"]
     source = page.get_attribute("#picture", "src")
-    sharp = page.evaluate(_BOX_VARIANCE_JS, box)
+    sharp = _box_variance(page, box)
 
     with page.expect_response(lambda r: _is_post(r, "/blur")) as blurred:
         _detect(page, lambda: page.click("label[for=mode-blur]"))
@@ -159,7 +167,7 @@ def test_blur_mode_shows_the_server_blurred_image(page: Any, astronaut: Path) ->
     assert blurred.value.headers["content-type"].startswith("image/")
 
     assert page.get_attribute("#picture", "src") != source
-    assert page.evaluate(_BOX_VARIANCE_JS, box) < 0.5 * sharp
+    assert _box_variance(page, box) < 0.5 * sharp
     # Boxes are not drawn over the blurred faces, but hovering still tells the score.
     assert page.locator("#overlay.quiet .face").count() == 1
     page.hover("#overlay .face .box")
@@ -264,11 +272,18 @@ def test_uploading_existing_weights_shows_the_409_message(
         timeout=60,
     )
     assert first.status_code in (201, 409), first.text  # 409: registered by an earlier run
+    existing = first.json()["model_id"]  # the problem of a 409 names the model too
     page.click("#tab-models")
     page.set_input_files("#model-file", builtin_bundle_zip)
     page.click("#upload-button")
     text = _status_text(page, "#upload-status", "HTTP 409")
-    assert "already registered" in text
+
+    # One sentence that names the model, said once.
+    sentence = text.removesuffix("(HTTP 409)").strip()
+    assert re.split(r"(?<=[.!?])\s+", sentence) == [sentence]
+    assert sentence.count("already registered") == 1
+    assert sentence.count(existing) == 1
+    assert f"model {existing}" in sentence
     assert page.locator("#upload-result").is_hidden()
 
 
@@ -303,35 +318,35 @@ def test_image_without_faces_shows_zero_faces(page: Any, tmp_path: Path) -> None
 
 
 def test_private_model_runs_with_its_usage_key(
-    page: Any, live_server: Any, tmp_path: Path, new_bundle_zip: Callable[[str], Path]
+    page: Any, tmp_path: Path, register: Callable[..., dict[str, Any]]
 ) -> None:
-    bundle = new_bundle_zip("private")
-    created = httpx.post(
-        f"{live_server.url}/api/models",
-        files={"file": (bundle.name, bundle.read_bytes())},
-        data={"name": "secret", "private": "true"},
-        timeout=60,
-    ).json()
+    created = register("secret", private="true")
     model_id = created["model_id"]
-    try:
-        page.reload()
-        page.wait_for_selector(f"#model-select option[value='{model_id}']", state="attached")
-        assert "private" in page.inner_text(f"#model-select option[value='{model_id}']")
-        page.select_option("#model-select", model_id)
-        page.set_input_files("#file-input", _plain_png(tmp_path))
-        text = _status_text(page, "#detect-status", "HTTP 401")
-        assert "enter its usage key" in text
+    page.reload()
+    page.wait_for_selector(f"#model-select option[value='{model_id}']", state="attached")
+    assert "private" in page.inner_text(f"#model-select option[value='{model_id}']")
+    page.select_option("#model-select", model_id)
+    page.set_input_files("#file-input", _plain_png(tmp_path))
+    # In plain words: which model, that it is private, and where its key goes.
+    text = _status_text(page, "#detect-status", "HTTP 401")
+    assert text == (
+        f"Model “secret” ({model_id}) is private: enter its usage key in the Usage key "
+        "field (under Model) to run it. (HTTP 401)"
+    )
+    assert page.get_attribute("#usage-key", "aria-invalid") == "true"
 
-        page.fill("#usage-key", created["usage_key"])
-        result = _detect(page, lambda: page.click("#detect-button"))
-        assert result["model_id"] == model_id
-        assert page.inner_text("#detect-status") == ""
-    finally:
-        httpx.delete(
-            f"{live_server.url}/api/models/{model_id}",
-            headers={"X-API-Key": created["admin_key"]},
-            timeout=30,
-        )
+    page.fill("#usage-key", "not-the-key")
+    page.click("#detect-button")
+    text = _status_text(page, "#detect-status", "HTTP 403")
+    assert text.startswith("The key in the Usage key field does not open model “secret”")
+    for jargon in ("X-API-Key", "Bearer", "may not run"):
+        assert jargon not in text
+
+    page.fill("#usage-key", created["usage_key"])
+    result = _detect(page, lambda: page.click("#detect-button"))
+    assert result["model_id"] == model_id
+    assert page.inner_text("#detect-status") == ""
+    assert page.get_attribute("#usage-key", "aria-invalid") is None
 
 
 # status, Retry-After, context -> what the message must say (besides the problem's detail)
@@ -411,3 +426,213 @@ def test_dropped_or_pasted_image_is_detected(page: Any, tmp_path: Path, how: str
 
     assert (result["width"], result["height"]) == (64, 48)
     assert page.inner_text("#file-name").startswith(f"{how}.png")
+
+
+def test_models_table_marks_private_models(
+    page: Any, register: Callable[..., dict[str, Any]]
+) -> None:
+    model_id = register("locked", private="true")["model_id"]
+    public_id = register("open")["model_id"]
+    page.click("#tab-models")
+    private_row = page.locator(f"#models-body tr[data-model-id='{model_id}']")
+    private_row.wait_for()
+    badge = private_row.locator(".badge.private")
+    assert badge.is_visible()
+    assert badge.locator("span:not(.visually-hidden)").inner_text() == "Private"
+    # Screen readers are told what it means; the padlock itself is decoration.
+    assert badge.text_content() == "Private: running it needs its usage key"
+    assert badge.locator("svg").get_attribute("aria-hidden") == "true"
+    for public in (public_id, "mtcnn"):
+        public_row = page.locator(f"#models-body tr[data-model-id='{public}']")
+        assert public_row.locator(".badge").count() == 0
+        assert "Private" not in public_row.inner_text()
+
+
+@pytest.mark.parametrize("render", ["blur", "pixelate", "redact"])
+def test_landmarks_checkbox_is_off_for_anonymising_modes(
+    page: Any, astronaut: Path, render: str
+) -> None:
+    _detect(page, lambda: page.set_input_files("#file-input", astronaut))
+    checkbox = page.locator("#show-landmarks")
+    assert checkbox.is_enabled() and checkbox.is_checked()
+    assert page.locator("#overlay .landmark").count() == 5
+
+    page.wait_for_selector(f"#mode-{render}", state="attached")
+    _detect(page, lambda: page.click(f"label[for=mode-{render}]"))
+
+    assert checkbox.is_disabled() and not checkbox.is_checked()
+    note = page.locator("#landmarks-note")
+    assert note.is_visible() and "Boxes" in note.inner_text()
+    assert checkbox.get_attribute("aria-describedby") == "landmarks-note"
+    page.hover("#overlay .face .box")  # the hovered face shows its box, without landmarks
+    assert page.locator("#overlay .landmark").count() == 0
+
+    _detect(page, lambda: page.click("label[for=mode-boxes]"))
+    assert checkbox.is_enabled() and checkbox.is_checked()  # the choice is back
+    assert note.is_hidden()
+    assert page.locator("#overlay .landmark").count() == 5
+
+
+def test_phone_sees_the_picture_before_the_settings(page: Any, astronaut: Path) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    _detect(page, lambda: page.set_input_files("#file-input", astronaut))
+
+    picture = page.locator("#picture").bounding_box()
+    params = page.locator("fieldset.params").bounding_box()
+    drop_zone = page.locator("#drop-zone").bounding_box()
+    assert drop_zone["y"] < picture["y"] < params["y"]
+    assert picture["y"] + picture["height"] / 2 < 844  # in the first screen, without scrolling
+    assert picture["x"] >= 0 and picture["x"] + picture["width"] <= 390
+
+    # The desktop keeps the settings on the left and the picture on the right, side by side.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    picture = page.locator("#picture").bounding_box()
+    params = page.locator("fieldset.params").bounding_box()
+    assert picture["x"] > params["x"] + params["width"]
+    assert picture["y"] < params["y"] + params["height"]
+
+
+# Keeps the parts of every multipart body the page sends, as [name, file name or value] pairs
+# (Chromium does not show the bodies of requests that carry files).
+_RECORD_FORMS_JS = """() => {
+  const send = window.fetch;
+  window.sentForms = [];
+  window.fetch = (url, options = {}) => {
+    if (options.body instanceof FormData) {
+      window.sentForms.push([...options.body.entries()]
+        .map(([name, value]) => [name, typeof value === "string" ? value : value.name]));
+    }
+    return send(url, options);
+  };
+}"""
+
+
+def test_model_files_upload_together_as_one_model(
+    page: Any, live_server: Any, shared: Path
+) -> None:
+    folder = shared / "models" / "caffe-original"
+    files = [folder / f"det{n}.caffemodel" for n in (1, 2, 3)]
+    if not all(path.is_file() for path in files):
+        pytest.skip(f"{folder} has no det1-det3.caffemodel")
+    page.click("#tab-models")
+    page.set_input_files("#model-file", files)
+    listed = page.inner_text("#model-file-list").splitlines()
+    assert [line.split(" (")[0] for line in listed] == [path.name for path in files]
+    assert listed[2] == f"det3.caffemodel ({files[2].stat().st_size / 2**20:.1f} MiB)"
+    page.fill("#model-name", "caffe trio")
+
+    page.evaluate(_RECORD_FORMS_JS)
+
+    with page.expect_response(lambda r: _is_post(r, "/api/models")) as response:
+        page.click("#upload-button")
+    # One request, one multipart part named "file" per file, each with its file name.
+    assert page.evaluate("window.sentForms") == [
+        [["file", path.name] for path in files] + [["name", "caffe trio"]]
+    ]
+    assert response.value.status == 201, response.value.text()
+    created = response.value.json()
+    try:
+        assert page.inner_text("#new-model-id") == created["model_id"]
+        assert page.inner_text("#upload-status") == f"Model {created['model_id']} uploaded."
+        page.locator(f"#models-body tr[data-model-id='{created['model_id']}']").wait_for()
+        assert page.inner_text("#model-file-list") == ""  # the form was reset
+    finally:
+        httpx.delete(
+            f"{live_server.url}/api/models/{created['model_id']}",
+            headers={"X-API-Key": created["admin_key"]},
+            timeout=30,
+        )
+
+
+def test_redact_fills_the_faces_with_the_chosen_colour(page: Any, astronaut: Path) -> None:
+    # The Render buttons come from the server's function table: Boxes plus each anonymiser.
+    page.wait_for_selector("#mode-redact", state="attached")
+    labels = page.locator("#mode-buttons label").all_inner_texts()
+    assert labels == ["Boxes", "Blur", "Pixelate", "Redact"]
+    result = _detect(page, lambda: page.set_input_files("#file-input", astronaut))
+    assert page.locator("#color-field").is_hidden()  # the colour is redact's own option
+
+    with page.expect_response(lambda r: _is_post(r, "/redact")) as redacted:
+        _detect(page, lambda: page.click("label[for=mode-redact]"))
+    assert redacted.value.status == 200
+    assert "color=%23000000" in redacted.value.url
+    assert page.locator("#color-field").is_visible()
+
+    with page.expect_response(lambda r: _is_post(r, "/redact")) as redacted:
+        _detect(page, lambda: page.fill("#render-color", "#ff00ff"))
+    assert redacted.value.status == 200
+    assert "color=%23ff00ff" in redacted.value.url
+    assert redacted.value.headers["content-type"].startswith("image/")
+
+    rgb = _box_pixels(page, result["faces"][0]["box"], inset=0.25)
+    assert len(rgb) > 100
+    difference = np.abs(rgb - np.array([255, 0, 255]))
+    assert difference.mean() < 4 and difference.max() <= 24  # solid magenta (JPEG may blur a bit)
+    assert "redacted" in page.get_attribute("#picture", "alt")
+
+    page.click("label[for=mode-blur]")
+    assert page.locator("#color-field").is_hidden()
+
+
+def _info_without_function_details(route: Any) -> None:
+    """Answer GET /api/info as a server from before the function table does."""
+    response = route.fetch()
+    info = response.json()
+    info.pop("function_details", None)
+    route.fulfill(response=response, json=info)
+
+
+def test_older_server_without_function_details_offers_blur_and_pixelate(
+    browser_context: Any, live_server: Any, astronaut: Path
+) -> None:
+    tab = browser_context.new_page()
+    try:
+        tab.route("**/api/info", _info_without_function_details)
+        with tab.expect_response("**/api/info"):
+            tab.goto(f"{live_server.url}/")
+        tab.wait_for_selector("html[data-ready=true]")
+        tab.wait_for_load_state("networkidle")
+        assert tab.locator("#mode-buttons label").all_inner_texts() == ["Boxes", "Blur", "Pixelate"]
+        with tab.expect_response(lambda r: _is_post(r, "/pixelate")) as pixelated:
+            _detect(tab, lambda: tab.set_input_files("#file-input", astronaut))
+            tab.click("label[for=mode-pixelate]")
+        assert pixelated.value.status == 200
+        assert "color=" not in pixelated.value.url
+    finally:
+        tab.close()
+
+
+# What the coming Content-Security-Policy allows: this origin only, no inline script or style.
+STRICT_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def test_page_works_under_a_strict_content_security_policy(
+    browser_context: Any, live_server: Any, astronaut: Path
+) -> None:
+    tab = browser_context.new_page()
+    violations: list[str] = []
+    tab.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+
+    def with_csp(route: Any) -> None:
+        response = route.fetch()
+        headers = {**response.headers, "content-security-policy": STRICT_CSP}
+        route.fulfill(response=response, headers=headers)
+
+    try:
+        tab.route(f"{live_server.url}/", with_csp)
+        tab.goto(f"{live_server.url}/")
+        tab.wait_for_selector("html[data-ready=true]")
+        _detect(tab, lambda: tab.set_input_files("#file-input", astronaut))
+        assert tab.locator("#overlay .face").count() == 1
+        _detect(tab, lambda: tab.click("label[for=mode-blur]"))
+        tab.click("#tab-models")
+        tab.wait_for_selector("#models-body tr[data-model-id=mtcnn]")
+        assert violations == []
+    finally:
+        tab.close()

@@ -65,12 +65,16 @@ export async function request(url, options = {}) {
   return response;
 }
 
-/** Query string of the detection parameters. */
-export function paramsQuery(params) {
+/**
+ * Query string of the detection parameters, then of the function's own options
+ * ({color: "#ff0000"}: encoded, so "#" travels as %23).
+ */
+export function paramsQuery(params, options = {}) {
   const query = new URLSearchParams();
   query.set("min_size", String(params.minSize));
   query.set("thresholds", params.thresholds.join(","));
   query.set("factor", String(params.factor));
+  for (const [name, value] of Object.entries(options)) query.set(name, String(value));
   return query.toString();
 }
 
@@ -78,8 +82,9 @@ function keyHeaders(key) {
   return key ? { "X-API-Key": key } : {};
 }
 
-function runUrl(modelId, operation, params) {
-  return `/api/run/${encodeURIComponent(modelId)}/${operation}?${paramsQuery(params)}`;
+function runUrl(modelId, operation, params, options) {
+  return `/api/run/${encodeURIComponent(modelId)}/${encodeURIComponent(operation)}`
+    + `?${paramsQuery(params, options)}`;
 }
 
 /**
@@ -98,11 +103,12 @@ export async function detect(modelId, image, params, { key, signal } = {}) {
 }
 
 /**
- * Render faces server-side: operation is "annotate", "blur" or "pixelate".
+ * Render faces server-side: operation is "annotate" or an anonymising function ("blur",
+ * "pixelate", "redact", ...); options are the function's own query options ({color} for redact).
  * @returns {Promise<Blob>} the encoded image.
  */
-export async function render(modelId, operation, image, params, { key, signal } = {}) {
-  const response = await request(runUrl(modelId, operation, params), {
+export async function render(modelId, operation, image, params, { key, signal, options } = {}) {
+  const response = await request(runUrl(modelId, operation, params, options), {
     method: "POST",
     headers: { "Content-Type": "application/octet-stream", ...keyHeaders(key) },
     body: image,
@@ -112,9 +118,12 @@ export async function render(modelId, operation, image, params, { key, signal } 
 }
 
 /**
- * What the server offers and its limits (GET /api/info).
+ * What the server offers and its limits (GET /api/info). function_details (absent from older
+ * servers) describes each function: [{name, aliases, summary, output, media_types, options,
+ * anonymizes}].
  * @returns {Promise<{max_body_bytes: number, max_model_bytes: number,
- *                    upload_token_required: boolean, default_model: string}>}
+ *                    upload_token_required: boolean, default_model: string, functions: string[],
+ *                    function_details?: object[]}>}
  */
 export async function info() {
   const response = await request("/api/info", { headers: { Accept: "application/json" } });
@@ -132,13 +141,16 @@ export async function listModels() {
 }
 
 /**
- * Upload a model file as multipart (file, name, description, private).
+ * Upload a model as multipart: one part named "file" per file (with its file name: the server
+ * tells the networks apart by it, e.g. det1/det2/det3.caffemodel), then name, description,
+ * private.
+ * @param {File[]} files one file, or the model's files together.
  * @param {string} token the server's upload token, when it requires one.
  * @returns {Promise<object>} the model's info plus {model_id, admin_key, usage_key, warnings}.
  */
-export async function uploadModel(file, { name, description, isPrivate, token }) {
+export async function uploadModel(files, { name, description, isPrivate, token }) {
   const form = new FormData();
-  form.append("file", file, file.name);
+  for (const file of files) form.append("file", file, file.name);
   if (name) form.append("name", name);
   if (description) form.append("description", description);
   if (isPrivate) form.append("private", "true");

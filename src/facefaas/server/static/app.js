@@ -44,9 +44,11 @@ setupTabs((hash) => {
 detect.refreshModels();
 api.info().then((info) => {
   detect.setLimits(info);
+  detect.setFunctions(info.function_details); // absent from older servers: Blur and Pixelate
   models.setLimits(info);
 }).catch((error) => {
-  // Limits are hints only; every request still reports its own errors.
+  // Limits are hints only, and the Render buttons stay the fallback ones; every request still
+  // reports its own errors.
   console.warn("GET /api/info failed:", error.message);
 });
 document.documentElement.dataset.ready = "true";

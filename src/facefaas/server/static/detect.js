@@ -6,7 +6,15 @@ import { attachTooltip, composeAnnotated, drawFaces } from "./overlay.js";
 import { readParams, setModelDefaults, wireParams } from "./params.js";
 import { byId, saveBlob, setStatus } from "./ui.js";
 
-const MODE_WORDS = { boxes: "outlined", blur: "blurred", pixelate: "pixelated" };
+// What a server without function_details in GET /api/info offers besides Boxes.
+const FALLBACK_FUNCTIONS = [
+  { name: "blur", options: [], anonymizes: true },
+  { name: "pixelate", options: [], anonymizes: true },
+];
+// How the picture's faces are, for its alt text ("… with 2 faces blurred").
+const MODE_WORDS = {
+  boxes: "outlined", blur: "blurred", pixelate: "pixelated", redact: "redacted",
+};
 
 /** "server 225.2 ms (decode 124.8 ms, detect 100.3 ms) · round trip 260 ms" */
 function describeTimings(timings, roundTripMs) {
@@ -53,10 +61,79 @@ export function setupDetect() {
     controller: null, // AbortController of the requests in flight
     sequence: 0,
     timer: 0,
+    // render mode -> its function's details (GET /api/info's function_details)
+    functions: new Map(FALLBACK_FUNCTIONS.map((f) => [f.name, f])),
+    wantLandmarks: true, // the user's choice, kept while a mode without landmarks is on
   };
 
   const mode = () => form.elements.mode.value;
   const landmarks = () => byId("show-landmarks").checked;
+  const drawOptions = () => ({ landmarks: landmarks(), quiet: mode() !== "boxes" });
+
+  /** The selected function's own query options: the fill colour, for a function taking one. */
+  function renderOptions(render) {
+    const details = state.functions.get(render);
+    const options = {};
+    if (details && (details.options || []).includes("color")) {
+      options.color = byId("render-color").value;
+    }
+    return options;
+  }
+
+  // Landmarks are drawn over boxes only: an anonymising mode disables the checkbox (and shows it
+  // unchecked, with a note saying why); Boxes restores what the user had chosen.
+  function updateModeControls() {
+    const boxes = mode() === "boxes";
+    const checkbox = byId("show-landmarks");
+    if (!boxes && !checkbox.disabled) state.wantLandmarks = checkbox.checked;
+    checkbox.disabled = !boxes;
+    checkbox.checked = boxes ? state.wantLandmarks : false;
+    byId("landmarks-note").hidden = boxes;
+    if (boxes) checkbox.removeAttribute("aria-describedby");
+    else checkbox.setAttribute("aria-describedby", "landmarks-note");
+    byId("color-field").hidden = !("color" in renderOptions(mode()));
+  }
+
+  /** "model “secret” (3f2a…)", or "model mtcnn": the selected model, for messages. */
+  function modelForPeople() {
+    const id = modelSelect.value;
+    const model = state.models.get(id);
+    return model && model.name && model.name !== id ? `model “${model.name}” (${id})`
+      : `model ${id}`;
+  }
+
+  /** Rebuild the Render buttons: Boxes, then one per anonymising function of the server. */
+  function setFunctions(details) {
+    const list = Array.isArray(details) ? details : FALLBACK_FUNCTIONS;
+    const anonymizing = list.filter((f) => f && f.anonymizes && typeof f.name === "string");
+    const previous = mode();
+    state.functions = new Map(anonymizing.map((f) => [f.name, f]));
+    const buttons = [["boxes", "Boxes"], ...anonymizing.map((f) => [f.name, labelOf(f.name)])]
+      .flatMap(([value, label]) => {
+        const radio = document.createElement("input");
+        radio.type = "radio";
+        radio.name = "mode";
+        radio.id = `mode-${value}`;
+        radio.value = value;
+        radio.checked = value === previous;
+        radio.addEventListener("change", onModeChange);
+        const text = document.createElement("label");
+        text.htmlFor = radio.id;
+        text.textContent = label;
+        const details = state.functions.get(value);
+        if (details && details.summary) text.title = details.summary;
+        return [radio, text];
+      });
+    byId("mode-buttons").replaceChildren(...buttons);
+    if (!form.elements.mode.value) byId("mode-boxes").checked = true;
+    updateModeControls();
+    if (mode() !== previous) run();
+  }
+
+  function onModeChange() {
+    updateModeControls();
+    run();
+  }
 
   async function setFile(file) {
     if (!file) return;
@@ -83,11 +160,12 @@ export function setupDetect() {
     byId("stage-empty").hidden = true;
     byId("figure").hidden = false;
     tooltip.hide();
-    drawFaces(overlay, result, { landmarks: landmarks(), quiet: mode() !== "boxes" });
+    drawFaces(overlay, result, drawOptions());
     const count = plural(result.faces.length, "face");
     byId("face-count").textContent = count;
     byId("timing").textContent = describeTimings(result.timings_ms, roundTripMs);
-    picture.alt = `${state.fileName} with ${count} ${MODE_WORDS[mode()]}`;
+    const how = MODE_WORDS[mode()] || `shown by ${mode()}`;
+    picture.alt = `${state.fileName} with ${count} ${how}`;
     byId("download-image").disabled = false;
     byId("download-json").disabled = false;
     stage.dataset.state = "done";
@@ -119,13 +197,15 @@ export function setupDetect() {
     const render = mode();
     const options = { key: byId("usage-key").value.trim(), signal: controller.signal };
     const modelId = modelSelect.value;
+    const about = { model: modelForPeople() };
     stage.dataset.state = "running";
     setStatus(status, "Finding faces…", "busy");
     const started = performance.now();
     try {
       const [result, rendered] = await Promise.all([
         api.detect(modelId, state.file, params, options),
-        render === "boxes" ? null : api.render(modelId, render, state.file, params, options),
+        render === "boxes" ? null : api.render(
+          modelId, render, state.file, params, { ...options, options: renderOptions(render) }),
       ]);
       const roundTrip = performance.now() - started;
       if (sequence !== state.sequence) return;
@@ -134,11 +214,13 @@ export function setupDetect() {
       if (sequence !== state.sequence) return;
       showResult(result, roundTrip);
       setStatus(status, "", "");
+      markUsageKey(false);
     } catch (error) {
       if (error.name === "AbortError" || sequence !== state.sequence) return;
       showNoResult("No result: see the message above.");
       stage.dataset.state = "error";
-      setStatus(status, describeError(error, "detect"), "error");
+      setStatus(status, describeError(error, "detect", about), "error");
+      markUsageKey(error.status === 401 || error.status === 403);
       if (error.status === 404) refreshModels();
     } finally {
       if (state.controller === controller) state.controller = null;
@@ -165,6 +247,18 @@ export function setupDetect() {
     }
     state.shownUrl = URL.createObjectURL(rendered);
     await loadImage(picture, state.shownUrl);
+  }
+
+  // After a 401/403 the Usage key field is marked (and tied to the message) until a run passes.
+  function markUsageKey(wrong) {
+    const input = byId("usage-key");
+    if (wrong) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", "detect-status");
+    } else {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    }
   }
 
   function scheduleRun() {
@@ -206,16 +300,16 @@ export function setupDetect() {
   });
 
   wireParams(scheduleRun);
-  for (const radio of form.elements.mode) radio.addEventListener("change", run);
+  for (const radio of form.elements.mode) radio.addEventListener("change", onModeChange);
+  byId("render-color").addEventListener("change", run);
   modelSelect.addEventListener("change", () => {
     const model = state.models.get(modelSelect.value);
     if (model) setModelDefaults({ ...model.parameters, ...model.config });
     run();
   });
   byId("show-landmarks").addEventListener("change", () => {
-    if (state.result) {
-      drawFaces(overlay, state.result, { landmarks: landmarks(), quiet: mode() !== "boxes" });
-    }
+    state.wantLandmarks = landmarks();
+    if (state.result) drawFaces(overlay, state.result, drawOptions());
   });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -264,7 +358,14 @@ export function setupDetect() {
     byId("drop-limit").textContent = `Up to ${formatBytes(info.max_body_bytes)}.`;
   }
 
-  return { refreshModels, setLimits };
+  updateModeControls();
+  return { refreshModels, setLimits, setFunctions };
+}
+
+/** "redact" -> "Redact", "face_swap" -> "Face swap". */
+function labelOf(name) {
+  const words = name.replace(/[_-]+/g, " ").trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
 /** Replace the select's options, built-in mtcnn first; keep the selection if it still exists. */

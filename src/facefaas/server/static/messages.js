@@ -19,8 +19,6 @@ const HEADLINES = {
 const ADVICE = {
   detect: {
     400: "Choose a JPEG, PNG, GIF, WebP or BMP image.",
-    401: "This model is private: enter its usage key.",
-    403: "Enter the model's usage key (or its admin key).",
     404: "The model may have been deleted; the model list was refreshed.",
     413: "Try a smaller image.",
     415: "Choose a JPEG, PNG, GIF, WebP or BMP image.",
@@ -28,7 +26,6 @@ const ADVICE = {
   },
   upload: {
     400: "Check the file: it could not be read.",
-    409: "This model is already registered.",
     413: "The model file is over the server's size limit.",
     415: "This file type is not a model format the server imports.",
     422: "The file is not an MTCNN model the server can run.",
@@ -40,19 +37,45 @@ const ADVICE = {
   },
 };
 
+// Messages that say everything in plain words, per context and status: the headline and the
+// problem's detail (written for API clients: header names, the model id in quotes) are left out,
+// as they would only say the same again in other terms. `model` names the model concerned.
+const PLAIN = {
+  detect: {
+    401: ({ model }) => `${capitalize(model)} is private: enter its usage key in the Usage key `
+      + "field (under Model) to run it.",
+    403: ({ model }) => `The key in the Usage key field does not open ${model}: check it `
+      + "(it was shown when the model was uploaded; the model's admin key works too).",
+  },
+  upload: {
+    401: () => "This server takes uploads only with its upload token: enter it in the Upload "
+      + "token field.",
+    403: () => "The upload token entered is not this server's: check the Upload token field.",
+    409: ({ problem }) => (problem.model_id
+      ? `These weights are already registered as model ${problem.model_id}, so there is no `
+        + "need to upload them again: choose that model in the Detect tab."
+      : "These weights are already registered as another model, so there is no need to upload "
+        + "them again: look for it in the list."),
+  },
+};
+
 /**
  * One sentence or two describing an ApiError for a person.
  * @param {import("./api.js").ApiError} error
  * @param {"detect"|"upload"|"delete"|"list"} context
+ * @param {{model?: string}} about what the request was about: `model` names the model for
+ *   people (e.g. "model “secret” (3f2a…)"); "this model" when absent.
  */
-export function describeError(error, context) {
+export function describeError(error, context, { model = "this model" } = {}) {
   const status = typeof error.status === "number" ? error.status : -1;
   if (status < 0) return `Unexpected error: ${error.message || error}`;
+  const problem = error.problem || {};
+  const plain = (PLAIN[context] || {})[status];
+  if (plain) return `${plain({ model, problem })} (HTTP ${status})`;
   const headline = HEADLINES[status] || (status >= 500 ? HEADLINES[500] : `Error ${status}.`);
   const parts = [headline];
-  const detail = error.problem && error.problem.detail;
+  const detail = problem.detail;
   if (detail && status !== 0) parts.push(sentence(String(detail)));
-  const problem = error.problem || {};
   if (status === 413 && problem.unit === "bytes" && Number.isFinite(problem.limit)) {
     parts.push(`The limit is ${formatBytes(problem.limit)}.`);
   }
@@ -66,6 +89,8 @@ export function describeError(error, context) {
   if (status >= 500 && status !== 503 && problem.request_id) parts.push(`Request id: ${problem.request_id}.`);
   return status ? `${parts.join(" ")} (HTTP ${status})` : parts.join(" ");
 }
+
+const capitalize = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
 /** "the data is bad" -> "The data is bad." */
 function sentence(text) {

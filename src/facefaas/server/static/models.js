@@ -33,8 +33,11 @@ export function setupModels(onModels) {
       row.dataset.modelId = model.id;
       const id = document.createElement("code");
       id.textContent = model.id;
+      const idCell = document.createDocumentFragment();
+      idCell.append(id);
+      if (model.private) idCell.append(privateBadge());
       const cells = [
-        id,
+        idCell,
         model.name || "",
         model.description || "",
         formatDate(model.created_at),
@@ -65,19 +68,34 @@ export function setupModels(onModels) {
   }
 
   // Upload ----------------------------------------------------------------------------------
+  const fileInput = byId("model-file");
+  const fileList = byId("model-file-list");
+  // The files chosen, listed under the input (which shows only "3 files" for several).
+  function listFiles() {
+    const files = [...fileInput.files];
+    fileList.replaceChildren(...(files.length > 1 ? files : []).map((file) => {
+      const item = document.createElement("li");
+      item.textContent = `${file.name} (${formatBytes(file.size)})`;
+      return item;
+    }));
+  }
+  fileInput.addEventListener("change", listFiles);
+  uploadForm.addEventListener("reset", () => fileList.replaceChildren());
+
   uploadForm.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const file = byId("model-file").files[0];
-    if (!file) {
-      setStatus(uploadStatus, "Choose a model file first.", "error");
-      byId("model-file").focus();
+    const files = [...fileInput.files];
+    if (!files.length) {
+      setStatus(uploadStatus, "Choose the model's file (or files) first.", "error");
+      fileInput.focus();
       return;
     }
     const button = byId("upload-button");
     button.disabled = true;
-    setStatus(uploadStatus, `Uploading ${file.name}…`, "busy");
+    const what = files.length === 1 ? files[0].name : `${files.length} files`;
+    setStatus(uploadStatus, `Uploading ${what}…`, "busy");
     try {
-      const created = await api.uploadModel(file, {
+      const created = await api.uploadModel(files, {
         name: byId("model-name").value.trim(),
         description: byId("model-description").value.trim(),
         isPrivate: byId("model-private").checked,
@@ -184,11 +202,36 @@ export function setupModels(onModels) {
 
   /** Show the server's model size limit and, if it wants one, the upload token field. */
   function setLimits(info) {
-    byId("model-limit").textContent = `Up to ${formatBytes(info.max_model_bytes)}.`;
+    byId("model-limit").textContent = `Up to ${formatBytes(info.max_model_bytes)} in all.`;
     byId("upload-token-field").hidden = !info.upload_token_required;
   }
 
   return { refresh, setLimits };
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** A padlock and the word "Private", with what it means as a tooltip. */
+function privateBadge() {
+  const badge = document.createElement("span");
+  badge.className = "badge private";
+  badge.title = "Private: running it needs its usage key";
+  const icon = document.createElementNS(SVG_NS, "svg");
+  icon.setAttribute("viewBox", "0 0 16 16");
+  icon.setAttribute("width", "12");
+  icon.setAttribute("height", "12");
+  icon.setAttribute("aria-hidden", "true");
+  const lock = document.createElementNS(SVG_NS, "path");
+  lock.setAttribute("d", "M4 7V5a4 4 0 0 1 8 0v2h1v8H3V7h1zm2 0h4V5a2 2 0 0 0-4 0v2z");
+  lock.setAttribute("fill", "currentColor");
+  icon.append(lock);
+  const text = document.createElement("span");
+  text.textContent = "Private";
+  const meaning = document.createElement("span");
+  meaning.className = "visually-hidden";
+  meaning.textContent = ": running it needs its usage key";
+  badge.append(icon, text, meaning);
+  return badge;
 }
 
 /** "12 runs, 15 faces, 1 error · mean 210 ms" from the model's usage counters. */
