@@ -143,19 +143,43 @@ def test_group_lists_optional_registry_commands_only_when_installed(
     assert CliRunner().invoke(cli, ["models", "list"]).exit_code == 2
 
 
-def test_resolve_model_source_tries_builtins_resolvers_then_folders(tmp_path: Path) -> None:
-    from facefaas.errors import ModelNotFoundError
-    from facefaas.models.resolve import resolve_model_source
+def test_resolve_model_tries_builtins_resolvers_folders_then_model_files(tmp_path: Path) -> None:
+    import shutil
 
-    assert resolve_model_source("mtcnn") == REPO / "src" / "facefaas" / "data" / "models" / "mtcnn"
-    registry = {"17a79f6483f583c2": tmp_path / "store" / "17a79f64"}
-    assert (
-        resolve_model_source("17a79f6483f583c2", resolvers=[registry.get])
-        == registry["17a79f6483f583c2"]
+    from facefaas.errors import ModelNotFoundError
+    from facefaas.models.resolve import resolve_model
+
+    builtin = REPO / "src" / "facefaas" / "data" / "models" / "mtcnn"
+    mtcnn = resolve_model("mtcnn")
+    assert mtcnn.manifest.name == "mtcnn" and sorted(mtcnn.networks) == ["onet", "pnet", "rnet"]
+    assert mtcnn.networks["pnet"] == (builtin / "pnet.onnx").read_bytes()
+    copy = tmp_path / "store" / "17a79f64"
+    shutil.copytree(builtin, copy)
+    (copy / "manifest.json").write_text(
+        (builtin / "manifest.json").read_text().replace('"mtcnn"', '"registered"', 1)
     )
-    assert resolve_model_source(tmp_path) == tmp_path
+    registry = {"17a79f6483f583c2": copy}
+    found = resolve_model("17a79f6483f583c2", resolvers=[registry.get])
+    assert found.manifest.name == "registered"
+    assert resolve_model(copy).manifest.name == "registered"  # a bundle folder by path
+    exported = tmp_path / "model.zip"
+    from facefaas.models.export import write_model
+
+    write_model(exported, mtcnn.weights(), mtcnn.manifest)
+    assert resolve_model(exported).manifest.weights_sha256 == mtcnn.manifest.weights_sha256
     with pytest.raises(ModelNotFoundError, match="mtcnn"):
-        resolve_model_source("unknown", resolvers=[registry.get])
+        resolve_model("unknown", resolvers=[registry.get])
+
+
+def test_models_export_takes_any_model_file_detect_takes(tmp_path: Path, shared: Path) -> None:
+    graph = shared / "data" / "mtcnn.pb"
+    result = CliRunner().invoke(cli, ["models", "export", str(graph), "-o", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    from facefaas.models.bundle import read_bundle
+
+    bundle = read_bundle(tmp_path / "b")
+    assert bundle.manifest.weights_sha256.startswith("17a79f64")
+    assert bundle.manifest.source_format == "tensorflow-frozen-graph"
 
 
 def test_bundle_zip_is_deterministic() -> None:

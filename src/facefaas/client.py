@@ -26,8 +26,9 @@ from typing import Any
 
 import httpx
 
-from facefaas import errors
+from facefaas import errors, functions
 from facefaas.faces import Faces
+from facefaas.params import DetectionParams
 
 __all__ = ["Client", "error_from_response"]
 
@@ -104,18 +105,33 @@ def _image_bytes(image: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _query(params: Mapping[str, Any]) -> dict[str, str]:
+def _query(params: Mapping[str, Any], detection: DetectionParams | None = None) -> dict[str, str]:
+    """Query parameters: ``detection`` (if given) overlaid by ``params``; ``None`` left out."""
+    merged = {**(detection.to_dict() if detection is not None else {}), **params}
     query: dict[str, str] = {}
-    for name, value in params.items():
+    for name, value in merged.items():
         if value is None:
             continue
-        if isinstance(value, bool):
+        if name == "color" and isinstance(value, list | tuple):
+            query[name] = "#" + "".join(f"{int(v):02x}" for v in value)
+        elif isinstance(value, bool):
             query[name] = "true" if value else "false"
         elif isinstance(value, list | tuple):
             query[name] = ",".join(str(v) for v in value)
         else:
             query[name] = str(value)
     return query
+
+
+def _model_files(
+    source: str | os.PathLike[str] | bytes | Iterable[str | os.PathLike[str]],
+) -> list[tuple[str, tuple[str, bytes]]]:
+    """Multipart parts named ``file``, one per file of the model, each with its file name."""
+    if isinstance(source, bytes):
+        return [("file", ("model", source))]
+    if isinstance(source, str | os.PathLike):
+        source = [source]
+    return [("file", (Path(p).name, Path(p).read_bytes())) for p in source]
 
 
 class Client:
@@ -166,12 +182,18 @@ class Client:
         return response
 
     def _run(
-        self, model: str, function: str, image: Any, params: Mapping[str, Any], accept: str
+        self,
+        model: str,
+        function: str,
+        image: Any,
+        params: Mapping[str, Any],
+        accept: str,
+        detection: DetectionParams | None = None,
     ) -> httpx.Response:
         return self._request(
             "POST",
             f"/api/run/{model}/{function}",
-            params=_query(params),
+            params=_query(params, detection),
             content=_image_bytes(image),
             headers={"Content-Type": "application/octet-stream", "Accept": accept},
         )
@@ -179,24 +201,43 @@ class Client:
     # -- running ---------------------------------------------------------------------------
 
     def detect_json(
-        self, image: Any, *, model: str = DEFAULT_MODEL, **params: Any
+        self,
+        image: Any,
+        params: DetectionParams | None = None,
+        *,
+        model: str = DEFAULT_MODEL,
+        **options: Any,
     ) -> dict[str, Any]:
         """The server's whole answer: faces, image info, parameters used, timings."""
-        body: dict[str, Any] = self._run(model, "detect", image, params, "application/json").json()
+        response = self._run(model, "detect", image, options, "application/json", params)
+        body: dict[str, Any] = response.json()
         return body
 
-    def detect(self, image: Any, *, model: str = DEFAULT_MODEL, **params: Any) -> Faces:
-        """Faces in one image. ``params``: ``min_size``, ``thresholds``, ``factor``,
-        ``max_faces``, ``score_threshold``."""
-        return Faces.from_dict(self.detect_json(image, model=model, **params))
+    def detect(
+        self,
+        image: Any,
+        params: DetectionParams | None = None,
+        *,
+        model: str = DEFAULT_MODEL,
+        **options: Any,
+    ) -> Faces:
+        """Faces in one image. ``params``: the :class:`DetectionParams` (default: the model's);
+        ``options``: ``min_size``, ``thresholds``, ``factor`` (over ``params``), ``max_faces``,
+        ``score_threshold``."""
+        return Faces.from_dict(self.detect_json(image, params, model=model, **options))
 
     def detect_batch(
-        self, images: Iterable[Any], *, model: str = DEFAULT_MODEL, **params: Any
+        self,
+        images: Iterable[Any],
+        params: DetectionParams | None = None,
+        *,
+        model: str = DEFAULT_MODEL,
+        **options: Any,
     ) -> list[Faces]:
         """Faces of several images in one request; raises the first image's error, if any."""
         files = [("file", (f"image{i}", _image_bytes(img))) for i, img in enumerate(images)]
         body = self._request(
-            "POST", f"/api/batch/{model}/detect", params=_query(params), files=files
+            "POST", f"/api/batch/{model}/detect", params=_query(options, params), files=files
         ).json()
         results: list[Faces] = []
         for item in body["results"]:
@@ -207,31 +248,71 @@ class Client:
             results.append(Faces.from_dict(item["result"]))
         return results
 
-    def annotate(
-        self, image: Any, *, model: str = DEFAULT_MODEL, format: str = "jpeg", **params: Any
+    def picture(
+        self,
+        function: str,
+        image: Any,
+        params: DetectionParams | None = None,
+        *,
+        model: str = DEFAULT_MODEL,
+        format: str = "jpeg",
+        **options: Any,
     ) -> bytes:
-        """The image with boxes drawn (``thickness``, ``landmarks``, ``scores`` options)."""
-        return self._run(model, "annotate", image, {**params, "format": format}, "image/*").content
+        """The picture of a picture function of :data:`facefaas.functions.FUNCTIONS`
+        (``annotate``, ``blur``, ``pixelate``, ``redact``, ``infer``) with its ``options``
+        (e.g. ``color=(255, 0, 0)`` for redact)."""
+        chosen = functions.get_function(function)
+        if chosen.output != "image":
+            pictures = ", ".join(f.name for f in functions.picture_functions())
+            raise errors.ParameterError(
+                f"{function!r} does not answer with a picture; these do: {pictures}"
+            )
+        query = {**options, "format": format}
+        return self._run(model, chosen.name, image, query, "image/*", params).content
+
+    def annotate(
+        self,
+        image: Any,
+        params: DetectionParams | None = None,
+        *,
+        model: str = DEFAULT_MODEL,
+        format: str = "jpeg",
+        **options: Any,
+    ) -> bytes:
+        """The image with boxes drawn (``thickness``, ``landmarks``, ``scores``, ``color``)."""
+        return self.picture("annotate", image, params, model=model, format=format, **options)
 
     def anonymize(
         self,
         image: Any,
+        params: DetectionParams | None = None,
         *,
         method: str = "blur",
         model: str = DEFAULT_MODEL,
         format: str = "jpeg",
-        **params: Any,
+        **options: Any,
     ) -> bytes:
-        """The image with faces blurred (``method="blur"``) or pixelated (``"pixelate"``)."""
-        if method not in ("blur", "pixelate"):
-            raise errors.ParameterError(f"method must be 'blur' or 'pixelate', got {method!r}")
-        return self._run(model, method, image, {**params, "format": format}, "image/*").content
+        """The image with faces blurred (``method="blur"``), pixelated (``"pixelate"``) or
+        filled with a solid colour (``"redact"``, ``color=(r, g, b)``)."""
+        anonymizers = [f.name for f in functions.FUNCTIONS if f.anonymizes]
+        if method not in anonymizers:
+            raise errors.ParameterError(
+                f"method must be one of {', '.join(anonymizers)}, got {method!r}"
+            )
+        return self.picture(method, image, params, model=model, format=format, **options)
 
     def crops(
-        self, image: Any, *, model: str = DEFAULT_MODEL, format: str = "png", **params: Any
+        self,
+        image: Any,
+        params: DetectionParams | None = None,
+        *,
+        model: str = DEFAULT_MODEL,
+        format: str = "png",
+        **options: Any,
     ) -> list[bytes]:
         """One encoded chip per face (``size``, ``align``, ``margin`` options)."""
-        body = self._run(model, "crops", image, {**params, "format": format}, "application/json")
+        query = {**options, "format": format}
+        body = self._run(model, "crops", image, query, "application/json", params)
         return [base64.b64decode(chip["data"]) for chip in body.json()["crops"]]
 
     # -- the registry ----------------------------------------------------------------------
@@ -246,7 +327,7 @@ class Client:
 
     def upload_model(
         self,
-        source: str | os.PathLike[str] | bytes,
+        source: str | os.PathLike[str] | bytes | Iterable[str | os.PathLike[str]],
         *,
         name: str | None = None,
         description: str | None = None,
@@ -254,16 +335,15 @@ class Client:
         format: str | None = None,
         upload_token: str | None = None,
     ) -> dict[str, Any]:
-        """Upload a model file; returns ``model_id``, ``admin_key`` (shown once), ..."""
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        filename = "model" if isinstance(source, bytes) else Path(source).name
+        """Upload a model: one file (bytes or a path) or a model's several files (paths, e.g.
+        ``det1/det2/det3.caffemodel``); returns ``model_id``, ``admin_key`` (shown once), ..."""
         fields = _query({"name": name, "description": description, "private": private,
                          "format": format})  # fmt: skip
         created: dict[str, Any] = self._request(
             "POST",
             "/api/models",
             key=upload_token,
-            files={"file": (filename, data)},
+            files=_model_files(source),
             data=fields,
         ).json()
         return created

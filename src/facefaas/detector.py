@@ -2,51 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facefaas.errors import ModelNotFoundError, ParameterError
+from facefaas.errors import ModelError, ParameterError
 from facefaas.faces import Faces
-from facefaas.models.builtin import DEFAULT_MODEL, builtin_path
-from facefaas.models.bundle import Bundle, read_bundle
-from facefaas.models.manifest import ModelManifest
-from facefaas.models.onnx_build import network_bytes
-from facefaas.models.weights import MtcnnWeights
+from facefaas.models.builtin import DEFAULT_MODEL
+from facefaas.models.resolve import ModelRef, Resolver, resolve_model
 from facefaas.mtcnn.pipeline import normalize, run_cascade
 from facefaas.params import DetectionParams
 
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
 __all__ = ["Detector", "ModelRef", "detect"]
 
-ModelRef = str | os.PathLike[str] | Bundle | MtcnnWeights
-
 _IMAGES_IN_FLIGHT = 2  # per detect_batch call
-
-
-def _load_model(model: ModelRef) -> tuple[dict[str, bytes], ModelManifest]:
-    if isinstance(model, MtcnnWeights):
-        return network_bytes(model), ModelManifest(name="in-memory", weights_sha256=model.digest())
-    if isinstance(model, str) and (path := builtin_path(model)) is not None:
-        model = read_bundle(path)
-    elif not isinstance(model, Bundle):
-        path = Path(model)
-        if not path.exists():
-            raise ModelNotFoundError(
-                f"no built-in model, bundle or model file named {str(model)!r}"
-            )
-        if path.is_dir() and (path / "manifest.json").is_file():
-            model = read_bundle(path)
-        else:  # any other model file or folder (bundle zip, .pb, Caffe/torch/ipazc): import it
-            from facefaas.models.importing import import_model
-
-            imported = import_model(path, validate=False)
-            return network_bytes(imported.weights), imported.manifest
-    return model.networks, model.manifest
 
 
 class Detector:
@@ -61,12 +36,19 @@ class Detector:
             call may override them).
         providers: ``"cpu"`` (default), ``"cuda"``, ``"auto"`` or ORT provider names.
         threads: how many pyramid levels or crop chunks run in parallel (default: all cores).
+        pool: run them on this executor, shared with other detectors (the service shares one
+            across every model it holds); ``threads`` is then ignored and :meth:`close` leaves
+            the pool to its owner.
         refine_landmarks: run the model's landmark-refinement net (LNet, e.g. Caffe's ``det4``)
             after O-Net: ``None`` (default) when the model has one, ``False`` never, ``True``
             always (:class:`~facefaas.errors.ParameterError` if the model has none). LNet moves
             only the five landmarks; boxes and scores are the same either way.
 
+        resolvers: extra places to look up a model id (:func:`~facefaas.models.resolve.
+            resolve_model`; the service passes its registry).
+
     One detector may be used from many threads at once; results equal single-threaded ones.
+    :meth:`close` (or leaving a ``with`` block) stops its threads and frees its sessions.
     """
 
     def __init__(
@@ -79,11 +61,14 @@ class Detector:
         providers: str | Sequence[str] | None = None,
         threads: int | None = None,
         refine_landmarks: bool | None = None,
+        pool: Executor | None = None,
+        resolvers: Sequence[Resolver] = (),
     ) -> None:
         from facefaas.runtime.sessions import OnnxCascade
 
         self.params = DetectionParams(min_size, tuple(thresholds), factor)  # type: ignore[arg-type]
-        networks, self.manifest = _load_model(model)
+        resolved = resolve_model(model, resolvers=resolvers)
+        networks, self.manifest = resolved.networks, resolved.manifest
         if refine_landmarks not in (None, True, False):
             raise ParameterError(
                 f"refine_landmarks must be None, True or False, not {refine_landmarks!r}"
@@ -97,37 +82,78 @@ class Detector:
             networks = {net: data for net, data in networks.items() if net != "lnet"}
         self.refine_landmarks: bool = "lnet" in networks
         """Whether detections run LNet after O-Net."""
-        self._ops = OnnxCascade(networks, providers=providers, threads=threads)
+        self._ops = OnnxCascade(networks, providers=providers, threads=threads, pool=pool)
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop the threads this detector started and free its sessions (idempotent).
+
+        Calls after this raise :class:`~facefaas.errors.ModelError`.
+        """
+        self._closed = True
+        self._ops.close()
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def provider(self) -> str:
         """The ONNX Runtime execution provider in use, e.g. ``"CPUExecutionProvider"``."""
         return self._ops.provider
 
-    def resolve_params(self, overrides: dict[str, Any]) -> DetectionParams:
-        """This detector's parameters with per-call overrides applied and validated."""
-        return (
-            DetectionParams.from_mapping(overrides, base=self.params) if overrides else self.params
-        )
+    def resolve_params(
+        self, params: DetectionParams | None = None, overrides: dict[str, Any] | None = None
+    ) -> DetectionParams:
+        """``params`` (default: this detector's) with keyword overrides applied and validated."""
+        base = self.params if params is None else params
+        if not isinstance(base, DetectionParams):
+            raise ParameterError(f"params must be DetectionParams, got {type(base).__name__}")
+        return DetectionParams.from_mapping(overrides, base=base) if overrides else base
 
-    def __call__(self, image: Any, *, channels: str = "rgb", **params: Any) -> Faces:
+    def __call__(
+        self,
+        image: Any,
+        params: DetectionParams | None = None,
+        *,
+        channels: str = "rgb",
+        **overrides: Any,
+    ) -> Faces:
         """Detect faces in one image.
 
         Args:
             image: any source :func:`facefaas.decode.load_image` takes (bytes, path, file, PIL
                 image, ``(H, W, 3)`` uint8 array) or a :class:`~facefaas.decode.DecodedImage`.
+            params: the :class:`DetectionParams` of this call (default: the detector's).
             channels: ``"rgb"`` or ``"bgr"`` (OpenCV) for numpy arrays.
-            params: ``min_size``, ``thresholds``, ``factor`` for this call.
+            overrides: ``min_size``, ``thresholds``, ``factor`` for this call, over ``params``.
         """
-        return self.detect(image, channels=channels, **params)
+        return self.detect(image, params, channels=channels, **overrides)
 
-    def detect(self, image: Any, *, channels: str = "rgb", **params: Any) -> Faces:
+    def detect(
+        self,
+        image: Any,
+        params: DetectionParams | None = None,
+        *,
+        channels: str = "rgb",
+        **overrides: Any,
+    ) -> Faces:
         """Same as calling the detector."""
-
-        return self._detect_one(image, channels, self.resolve_params(params))
+        return self._detect_one(image, channels, self.resolve_params(params, overrides))
 
     def detect_batch(
-        self, images: Sequence[Any], *, channels: str = "rgb", **params: Any
+        self,
+        images: Sequence[Any],
+        params: DetectionParams | None = None,
+        *,
+        channels: str = "rgb",
+        **overrides: Any,
     ) -> list[Faces]:
         """Detect faces in several images (sizes may differ); equal to one call per image.
 
@@ -137,7 +163,7 @@ class Detector:
         """
         if isinstance(images, str | bytes | np.ndarray):
             raise ParameterError("detect_batch takes a sequence of images")
-        resolved = self.resolve_params(params)
+        resolved = self.resolve_params(params, overrides)
 
         def one(image: Any) -> Faces:
             return self._detect_one(image, channels, resolved)
@@ -153,6 +179,8 @@ class Detector:
     def _detect_one(self, image: Any, channels: str, params: DetectionParams) -> Faces:
         from facefaas.decode import load_image
 
+        if self._closed:
+            raise ModelError(f"the detector of {self.manifest.name!r} is closed")
         rgb = load_image(image, channels=channels).pixels  # type: ignore[arg-type]
         height, width = rgb.shape[:2]
         found = run_cascade(

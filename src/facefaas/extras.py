@@ -13,7 +13,7 @@ __all__ = ["EXTRA_OF_MODULE", "install_hint", "require"]
 
 _SERVER_MODULES = (
     "fastapi uvicorn multipart python_multipart pydantic pydantic_settings sqlalchemy "
-    "prometheus_client limits"
+    "prometheus_client limits swagger_ui_bundle"
 )
 EXTRA_OF_MODULE: dict[str, str] = {
     **dict.fromkeys(_SERVER_MODULES.split(), "server"),

@@ -22,7 +22,16 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from facefaas.errors import ParameterError
 from facefaas.faces import Faces
 
-__all__ = ["annotate", "anonymize", "as_image", "encode_image", "face_rectangles"]
+__all__ = [
+    "ANONYMIZE_METHODS",
+    "AnonymizeMethod",
+    "annotate",
+    "anonymize",
+    "as_image",
+    "encode_image",
+    "face_rectangles",
+    "parse_color",
+]
 
 Color = tuple[int, int, int]
 Rect = tuple[int, int, int, int]  # left, top, right, bottom: inclusive pixel indices
@@ -38,6 +47,10 @@ MAX_THICKNESS = 64
 BLUR_SIGMA_PER_SIDE = 0.12
 PIXELATE_BLOCKS = 10
 MAX_STRENGTH = 10.0
+REDACT_COLOR: Color = (0, 0, 0)
+
+AnonymizeMethod = Literal["blur", "pixelate", "redact"]
+ANONYMIZE_METHODS: tuple[AnonymizeMethod, ...] = ("blur", "pixelate", "redact")
 
 
 def as_image(image: Any) -> Image.Image:
@@ -90,6 +103,16 @@ def _check_color(color: Sequence[int]) -> Color:
     ):
         raise ParameterError(f"color must be three integers 0..255 (R, G, B), got {color!r}")
     return (values[0], values[1], values[2])
+
+
+def parse_color(text: str) -> Color:
+    """``"#ff8000"``, ``"ff8000"`` or ``"#f80"`` as an RGB tuple (else :class:`ParameterError`)."""
+    value = text.strip().removeprefix("#") if isinstance(text, str) else ""
+    if len(value) == 3:
+        value = "".join(c * 2 for c in value)
+    if len(value) != 6 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise ParameterError(f"a colour is written #rrggbb (hex), got {text!r}")
+    return (int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16))
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> int:
@@ -174,11 +197,12 @@ def anonymize(
     image: Any,
     faces: Faces,
     *,
-    method: Literal["blur", "pixelate"] = "blur",
+    method: AnonymizeMethod = "blur",
     strength: float = 1.0,
     margin: float = 0.0,
+    color: Sequence[int] = REDACT_COLOR,
 ) -> Image.Image:
-    """The image with every face blurred or pixelated beyond recognition.
+    """The image with every face blurred, pixelated or redacted beyond recognition.
 
     Each face's seed rectangle (see :func:`face_rectangles`), grown by ``margin`` (a fraction of
     the box size per side, 0..1), clipped to the image, is replaced; pixels outside all of them
@@ -188,11 +212,15 @@ def anonymize(
       (computed with the surrounding pixels as context, so the patch blends in).
     - ``"pixelate"``: blocks of the mean colour, about ``10 / strength`` blocks across the face's
       longer side (at least 2), aligned with the rectangle's top-left corner.
+    - ``"redact"``: filled with the solid ``color`` (RGB, black by default). Unlike a light blur
+      or coarse blocks, nothing of the face is left to recover.
 
-    ``strength`` is in ``(0, 10]``: higher hides more.
+    ``strength`` is in ``(0, 10]``: higher hides more (blur and pixelate).
     """
-    if method not in ("blur", "pixelate"):
-        raise ParameterError(f"method must be 'blur' or 'pixelate', got {method!r}")
+    if method not in ANONYMIZE_METHODS:
+        methods = ", ".join(repr(m) for m in ANONYMIZE_METHODS)
+        raise ParameterError(f"method must be one of {methods}, got {method!r}")
+    fill = _check_color(color)
     strength = _check_fraction("strength", strength, 0.0, MAX_STRENGTH, low_open=True)
     margin = _check_fraction("margin", margin, 0.0, 1.0)
     img = as_image(image)
@@ -204,6 +232,8 @@ def anonymize(
             continue  # entirely outside the image
         if method == "blur":
             _blur(img, box, BLUR_SIGMA_PER_SIDE * strength * side)
+        elif method == "redact":
+            img.paste(fill, box)
         else:
             blocks = max(2, round(PIXELATE_BLOCKS / strength))
             _pixelate(img, box, (left, top), max(1, math.ceil(side / blocks)))

@@ -144,24 +144,52 @@ def test_usage_buffer_sums_and_drains() -> None:
 def test_detector_cache_loads_once_and_evicts_the_least_recent() -> None:
     loads: list[Path] = []
 
-    def factory(path: Path) -> Any:
+    class Fake:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    def factory(path: Path, pool: Any) -> Any:
         time.sleep(0.05)
         loads.append(path)
-        return object()
+        return Fake()
 
     cache = DetectorCache(2, factory=factory)
+
+    def use(name: str) -> Any:
+        with cache.lease((name, "1"), Path(name)) as detector:
+            return detector
+
     results: list[Any] = []
-    threads = [
-        threading.Thread(target=lambda: results.append(cache.get(("a", "1"), Path("a"))))
-        for _ in range(4)
-    ]
+    threads = [threading.Thread(target=lambda: results.append(use("a"))) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert loads == [Path("a")] and len({id(r) for r in results}) == 1
-    cache.get(("b", "1"), Path("b"))
-    cache.get(("a", "1"), Path("a"))  # a is now the most recent
-    cache.get(("c", "1"), Path("c"))  # evicts b
+    assert loads == [Path("a")] and len(results) == 4 and len({id(r) for r in results}) == 1
+    b = use("b")
+    use("a")  # a is now the most recent
+    use("c")  # evicts b, which nobody holds: closed at once
     assert cache.cached(("b", "1")) is None and cache.cached(("a", "1")) is not None
+    assert b.closed and not results[0].closed
     assert len(cache) == 2
+    cache.close()
+    assert results[0].closed and len(cache) == 0
+
+
+def test_detector_cache_closes_an_evicted_detector_only_when_its_last_lease_ends() -> None:
+    class Fake:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    cache = DetectorCache(1, factory=lambda path, pool: Fake())
+    with cache.lease(("a", "1"), Path("a")) as held:
+        with cache.lease(("b", "1"), Path("b")):
+            pass  # loading b evicts a while a request still runs on it
+        assert cache.cached(("a", "1")) is None
+        assert not held.closed  # the request in flight keeps it open
+    assert held.closed
+    cache.close()

@@ -31,9 +31,9 @@ def test_readyz_is_503_until_the_default_model_is_loaded(tmp_path: Path, hopper:
     detectors = app.state.service.detectors
     load = detectors._factory
 
-    def slow_load(path: Path) -> Any:
+    def slow_load(path: Path, pool: Any) -> Any:
         release.wait(30)
-        return load(path)
+        return load(path, pool)
 
     detectors._factory = slow_load
     server = LiveServer(settings, app=app).start(ready=False)

@@ -22,7 +22,18 @@ from typing import IO, Any
 
 import click
 
-__all__ = ["IMAGE_EXTENSIONS", "detect"]
+from facefaas import functions
+
+__all__ = ["IMAGE_EXTENSIONS", "RENDER_CHOICES", "detect"]
+
+# --render: every picture function of the table (and its aliases; "box" is annotate), or none.
+# The seed's fixed-encoding picture is the default output of a pipe (`detect - > out.jpg`).
+RENDER_CHOICES = [
+    name
+    for f in functions.picture_functions()
+    if f.encoding is None
+    for name in (*f.aliases, f.name)
+] + ["none"]
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".mpo"}
@@ -124,31 +135,47 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
-def _parse_detection_options(
-    min_size: float | None, thresholds: str | None, factor: float | None
-) -> dict[str, Any]:
-    """The options given, validated by :class:`facefaas.params.DetectionParams`."""
+def _request(
+    render: str,
+    min_size: float | None,
+    thresholds: str | None,
+    factor: float | None,
+    *,
+    landmarks: bool,
+    scores: bool,
+    color: str | None,
+) -> tuple[Any, dict[str, Any]]:
+    """The typed request of this run (built once, validated by the library) and the detection
+    parameters given on the command line, validated (``--remote`` sends only those, so that the
+    server's model defaults apply to the rest)."""
     from facefaas.errors import ParameterError
     from facefaas.params import DetectionParams
+    from facefaas.render import parse_color
+    from facefaas.request import DetectionRequest, OutputOptions
 
     given = {"min_size": min_size, "thresholds": thresholds, "factor": factor}
     given = {name: value for name, value in given.items() if value is not None}
     try:
         params = DetectionParams.from_mapping(given)
+        output = OutputOptions(
+            landmarks=landmarks, scores=scores, color=parse_color(color) if color else None
+        )
     except ParameterError as exc:
         raise click.UsageError(exc.message) from None
-    return {name: getattr(params, name) for name in given}
+    function = functions.get_function("detect" if render == "none" else render)
+    request = DetectionRequest(function, params, output=output)
+    return request, {name: getattr(params, name) for name in given}
 
 
-def _local_backend(model: str | None, params: dict[str, Any]) -> Callable[[bytes, Any], Any]:
+def _local_backend(model: str | None, request: Any) -> Callable[[bytes, Any], Any]:
     from facefaas.detector import Detector
 
-    detector = Detector(model or "mtcnn", **params)  # an id, bundle or any importable model file
-    return lambda data, decoded: detector(decoded)
+    detector = Detector(model or "mtcnn")  # an id, bundle or any importable model file
+    return lambda data, decoded: detector.detect(decoded, request.params)
 
 
 def _remote_backend(
-    url: str, api_key: str | None, model: str | None, params: dict[str, Any]
+    url: str, api_key: str | None, model: str | None, given: dict[str, Any]
 ) -> tuple[Callable[[bytes, Any], Any], Any]:
     try:
         from facefaas.client import Client
@@ -158,7 +185,7 @@ def _remote_backend(
         ) from None
     client = Client(url, api_key=api_key)
     extra = {"model": model} if model else {}
-    return (lambda data, decoded: client.detect(data, **extra, **params)), client
+    return (lambda data, decoded: client.detect(data, **extra, **given)), client
 
 
 @click.command(epilog=_EXAMPLES)
@@ -181,9 +208,13 @@ def _remote_backend(
     help="One JSON line per image: OUT/results.jsonl or stdout.",
 )
 @click.option(
-    "--render", type=click.Choice(["box", "blur", "pixelate", "none"]), default="box",
-    show_default=True, help="Picture to write: boxes drawn, faces blurred or pixelated, or none.",
+    "--render", type=click.Choice(RENDER_CHOICES), default="box", show_default=True,
+    help="Picture to write: boxes drawn (box), faces blurred, pixelated or redacted (filled "
+    "with a solid colour), or none.",
 )  # fmt: skip
+@click.option(
+    "--color", metavar="#RRGGBB", help="Box colour (box) or fill colour (redact) [green, black]."
+)
 @click.option("--min-size", type=float, help="Smallest face side to find, px [20].")
 @click.option("--thresholds", metavar="A,B,C", help="P-, R-, O-Net thresholds [0.6,0.7,0.7].")
 @click.option("--factor", type=float, help="Pyramid scale step [0.709].")
@@ -203,9 +234,9 @@ def _remote_backend(
 )
 def detect(
     paths: tuple[str, ...], output: Path | None, as_json: bool, as_jsonl: bool, render: str,
-    min_size: float | None, thresholds: str | None, factor: float | None, landmarks: bool,
-    scores: bool, recursive: bool, skip_existing: bool, model: str | None, remote: str | None,
-    api_key: str | None,
+    color: str | None, min_size: float | None, thresholds: str | None, factor: float | None,
+    landmarks: bool, scores: bool, recursive: bool, skip_existing: bool, model: str | None,
+    remote: str | None, api_key: str | None,
 ) -> None:  # fmt: skip
     """Detect faces in images, folders (PATH) or stdin (-).
 
@@ -215,7 +246,9 @@ def detect(
     or .png is the picture of the one image given.
     """
     _check_usage(paths, output, as_json, as_jsonl, render, skip_existing)
-    params = _parse_detection_options(min_size, thresholds, factor)
+    request, given = _request(
+        render, min_size, thresholds, factor, landmarks=landmarks, scores=scores, color=color
+    )
     items, problems = collect_inputs(paths, recursive=recursive)
     for problem in problems:
         click.echo(problem, err=True)
@@ -230,16 +263,15 @@ def detect(
     closer: Any = None
     try:
         if remote:
-            backend, closer = _remote_backend(remote, api_key, model, params)
+            backend, closer = _remote_backend(remote, api_key, model, given)
         else:
-            backend = _local_backend(model, params)
+            backend = _local_backend(model, request)
     except FacefaasError as exc:
         click.echo(f"error: {exc.message}", err=True)
         raise SystemExit(EXIT_NOTHING_DONE) from None
     runner = _Runner(
-        backend, output, as_json, as_jsonl, render, landmarks, scores, skip_existing,
-        picture_file=picture_file,
-    )  # fmt: skip
+        backend, output, as_json, as_jsonl, request, skip_existing, picture_file=picture_file
+    )
     try:
         tally = runner.run(items, remote=bool(remote))
     finally:
@@ -306,13 +338,13 @@ class _Runner:
 
     def __init__(
         self, backend: Callable[[bytes, Any], Any], output: Path | None, as_json: bool,
-        as_jsonl: bool, render: str, landmarks: bool, scores: bool, skip_existing: bool,
-        *, picture_file: Path | None = None,
+        as_jsonl: bool, request: Any, skip_existing: bool, *, picture_file: Path | None = None,
     ) -> None:  # fmt: skip
         self.backend = backend
         self.output = output
         self.as_json, self.as_jsonl = as_json, as_jsonl
-        self.render, self.landmarks, self.scores = render, landmarks, scores
+        self.request = request  # a DetectionRequest: its function draws the picture
+        self.render = request.function.output == "image"
         self.skip_existing = skip_existing
         self.collected: list[dict[str, Any]] = []
         self.seen_outputs: dict[Path, str] = {}
@@ -367,7 +399,7 @@ class _Runner:
         if item.source is None or self.output is None:
             return False
         checks = []
-        if self.render != "none":
+        if self.render:
             checks.append((self.output / output_name(item.relative, None)[0]).is_file())
         if self.as_json:
             checks.append((self.output / _json_name(item.relative)).is_file())
@@ -397,7 +429,7 @@ class _Runner:
             _write_atomic(self.picture_file, picture)
             click.echo(_summary(record))
         elif self.output is not None:
-            if self.render != "none":
+            if self.render:
                 target = self._claim(self.output, picture_name, item)
                 _write_atomic(target, encode_image(self._picture(decoded, faces), picture_format))
             if self.as_json:
@@ -405,7 +437,7 @@ class _Runner:
                 _write_atomic(target, (json.dumps(record) + "\n").encode())
         elif self.as_json:
             self.collected.append(record)
-        elif item.source is None and self.render != "none":
+        elif item.source is None and self.render:
             stdout = sys.stdout.buffer
             stdout.write(encode_image(self._picture(decoded, faces), picture_format))
             stdout.flush()
@@ -417,11 +449,7 @@ class _Runner:
         return len(faces)
 
     def _picture(self, decoded: Any, faces: Any) -> Any:
-        from facefaas.render import annotate, anonymize
-
-        if self.render == "box":
-            return annotate(decoded, faces, landmarks=self.landmarks, scores=self.scores)
-        return anonymize(decoded, faces, method="blur" if self.render == "blur" else "pixelate")
+        return self.request.function.picture(decoded, faces, self.request.output)
 
 
 def _json_name(relative: Path) -> Path:

@@ -2,10 +2,10 @@
 
 A thin shell over :func:`facefaas.models.importing.import_model`,
 :func:`facefaas.models.export.write_model` and
-:func:`facefaas.models.resolve.resolve_model_source`. Commands owned by other modules (``list``
-and ``remove`` of the service's registry, in ``facefaas.cli.registry``) are added lazily from
-:data:`OPTIONAL_COMMANDS` when their module is installed, so this group never imports them for
-``--help`` and works without them.
+:func:`facefaas.models.resolve.resolve_model` (the resolver every caller uses). Commands
+owned by other modules (``list`` and ``remove`` of the service's registry, in
+``facefaas.cli.registry``) are added lazily from :data:`OPTIONAL_COMMANDS` when their module is
+installed, so this group never imports them for ``--help`` and works without them.
 """
 
 from __future__ import annotations
@@ -155,31 +155,30 @@ def _source(files: tuple[Path, ...]) -> Any:
 )  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it is an existing bundle or zip.")
 def export(model_ref: str, output: Path, force: bool) -> None:
-    """Write model ID_OR_PATH (a built-in id such as `mtcnn`, or a bundle folder) as an ONNX
+    """Write model ID_OR_PATH (a built-in id such as `mtcnn`, a bundle folder, or any model
+    file `detect --model` takes: a .pb, a bundle zip, Caffe/torch/ipazc weights) as an ONNX
     bundle folder or zip."""
-    from facefaas.models.bundle import read_bundle
     from facefaas.models.export import write_model
-    from facefaas.models.resolve import resolve_model_source
+    from facefaas.models.resolve import resolve_model
 
     with _errors():
-        bundle = read_bundle(resolve_model_source(model_ref))
-        path = write_model(output, bundle.weights(), bundle.manifest, overwrite=force)
-    click.echo(
-        f"exported {bundle.manifest.name!r} ({bundle.manifest.weights_sha256[:12]}) -> {path}"
-    )
+        model = resolve_model(model_ref)
+        path = write_model(output, model.weights(), model.manifest, overwrite=force)
+    click.echo(f"exported {model.manifest.name!r} ({model.manifest.weights_sha256[:12]}) -> {path}")
 
 
 @models.command("info")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), help="Source format [detected].")
 @click.option("--validate", is_flag=True, help="Also run the smoke detection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def info(path: Path, fmt: str | None, validate: bool, as_json: bool) -> None:
-    """Show what the model at PATH is: format, name, id (weights_sha256), parameters."""
+def info(files: tuple[Path, ...], fmt: str | None, validate: bool, as_json: bool) -> None:
+    """Show what the model in FILES is (one file, a folder, a zip, or a model's several files,
+    as `import` takes them): format, name, id (weights_sha256), parameters."""
     from facefaas.models.importing import import_model
 
     with _errors():
-        model = import_model(path, format=fmt, validate=validate)
+        model = import_model(_source(files), format=fmt, validate=validate)
     counts = {
         net: int(sum(v.size for v in p.values())) for net, p in model.weights.networks().items()
     }

@@ -197,12 +197,14 @@ def _check_name(name: str) -> str:
 
 
 def _manifest(
-    result: ImporterResult, weights: MtcnnWeights, fmt: str, label: str | None,
+    result: ImporterResult, weights: MtcnnWeights, fmt: str,
     name: str | None, description: str | None,
 ) -> ModelManifest:  # fmt: skip
     own = result.manifest
     digest = weights.digest()
-    default_name = own.name if own else (label or f"{fmt}-{digest[:12]}")
+    # One rule whatever the source (a folder, one file, several files, bytes): the bundle's own
+    # name, else the format and the id, e.g. "caffe-17a79f6483f5".
+    default_name = own.name if own else f"{fmt}-{digest[:12]}"
     return ModelManifest(
         name=_check_name(name if name is not None else default_name),
         weights_sha256=digest,
@@ -230,8 +232,9 @@ def import_model(
     Args:
         source: a path (a file, a folder of files, or a zip), the bytes of one file (or of a
             zip), or a mapping ``file name -> bytes`` (e.g. several uploaded files).
-        name, description: the manifest's; by default the bundle's own, or derived from the
-            source's name and format.
+        name, description: the manifest's; by default the bundle's own, else
+            ``"<format>-<first 12 hex digits of weights_sha256>"`` (the model id) and
+            ``"MTCNN imported from <format>"``.
         format: one of :data:`SUPPORTED_FORMATS`; detected from names and content when ``None``.
         max_bytes: the most bytes read, zips counted uncompressed.
         validate: also run :func:`~facefaas.models.validate.validate_model` (a smoke detection
@@ -244,7 +247,7 @@ def import_model(
         TooLargeError: over ``max_bytes`` or another size limit.
         ParameterError: an unknown ``format`` or an unusable ``name``.
     """
-    files, label = gather_files(source, max_bytes=max_bytes)
+    files, _ = gather_files(source, max_bytes=max_bytes)
     if format is None:
         fmt, chosen, ignored = detect_format(files)
     else:
@@ -259,7 +262,7 @@ def import_model(
         warnings.append(
             f"ignored files that are not part of a {fmt.name} model: {', '.join(ignored)}"
         )
-    manifest = _manifest(result, result.weights, fmt.name, label, name, description)
+    manifest = _manifest(result, result.weights, fmt.name, name, description)
     if validate:
         from facefaas.models.validate import validate_model
 

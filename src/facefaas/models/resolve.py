@@ -1,46 +1,88 @@
-"""`resolve_model_source`: what a user calls a model (``"mtcnn"``, a path) -> its bundle folder.
+"""`resolve_model`: whatever a caller names a model by -> its manifest and networks.
 
-Built-in ids come from :mod:`facefaas.models.builtin`; anything else must be an existing bundle
-folder. Callers with more places to look (the service's registry) pass ``resolvers``: each gets
-the reference and returns a bundle folder or ``None``, and is asked after the built-ins and
-before the file system.
+The one resolver of facefaas: :class:`~facefaas.detector.Detector`, ``facefaas detect --model``,
+``facefaas models export`` and the service all go through it, so a reference that works for one
+works for all. A reference is, in this order:
+
+1. an in-memory :class:`~facefaas.models.weights.MtcnnWeights` or
+   :class:`~facefaas.models.bundle.Bundle`;
+2. a built-in id (:data:`~facefaas.models.builtin.BUILTIN_MODELS`, e.g. ``"mtcnn"``);
+3. an id one of the caller's ``resolvers`` knows (the service's registry), giving a bundle folder;
+4. a bundle folder (with ``manifest.json``);
+5. any other model file or folder an importer reads (a bundle zip, a TensorFlow ``.pb``, Caffe,
+   facenet-pytorch or ipazc weights), imported in memory without the smoke test.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from facefaas.errors import ModelNotFoundError
 from facefaas.models.builtin import BUILTIN_MODELS, builtin_path
+from facefaas.models.bundle import MANIFEST_FILE, Bundle, read_bundle
+from facefaas.models.manifest import ModelManifest
+from facefaas.models.onnx_build import network_bytes, weights_from_onnx
+from facefaas.models.weights import MtcnnWeights
 
-__all__ = ["Resolver", "resolve_model_source"]
+__all__ = ["ModelRef", "ResolvedModel", "Resolver", "resolve_model"]
 
+ModelRef = str | os.PathLike[str] | Bundle | MtcnnWeights
 Resolver = Callable[[str], Path | None]
 
 
-def resolve_model_source(
-    ref: str | os.PathLike[str], *, resolvers: Sequence[Resolver] = ()
-) -> Path:
-    """The bundle folder ``ref`` names: a built-in id, an id a resolver knows, or a folder path.
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model ready to load: its manifest and its networks as serialized ONNX bytes
+    (``pnet``, ``rnet``, ``onet``, and ``lnet`` when it has landmark refinement)."""
+
+    manifest: ModelManifest
+    networks: dict[str, bytes]
+
+    def weights(self) -> MtcnnWeights:
+        """The canonical weights (to export or re-import the model)."""
+        import onnx
+
+        return weights_from_onnx({n: onnx.load_from_string(b) for n, b in self.networks.items()})
+
+
+def _from_bundle(bundle: Bundle) -> ResolvedModel:
+    return ResolvedModel(bundle.manifest, dict(bundle.networks))
+
+
+def resolve_model(ref: ModelRef, *, resolvers: Sequence[Resolver] = ()) -> ResolvedModel:
+    """The model ``ref`` names (module docstring for the order in which names are tried).
 
     Raises:
-        ModelNotFoundError: nothing by that name, with the built-in ids in the message.
+        ModelNotFoundError: nothing by that name; the message lists the built-in ids.
+        ModelFormatError, ModelValidationError, TooLargeError: a file that is not a model.
     """
+    if isinstance(ref, MtcnnWeights):
+        return ResolvedModel(
+            ModelManifest(name="in-memory", weights_sha256=ref.digest()), network_bytes(ref)
+        )
+    if isinstance(ref, Bundle):
+        return _from_bundle(ref)
     text = os.fspath(ref)
     if isinstance(ref, str):
         builtin = builtin_path(text)
         if builtin is not None:
-            return builtin
+            return _from_bundle(read_bundle(builtin))
         for resolver in resolvers:
             found = resolver(text)
             if found is not None:
-                return found
+                return _from_bundle(read_bundle(found))
     path = Path(text)
-    if path.is_dir():
-        return path
-    raise ModelNotFoundError(
-        f"no model {text!r}: not a built-in model ({', '.join(sorted(BUILTIN_MODELS))}) "
-        "nor a bundle folder"
-    )
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"no model {text!r}: not a built-in model ({', '.join(sorted(BUILTIN_MODELS))}), "
+            "a bundle folder or a model file"
+        )
+    if path.is_dir() and (path / MANIFEST_FILE).is_file():
+        return _from_bundle(read_bundle(path))
+    from facefaas.models.importing import import_model
+
+    imported = import_model(path, validate=False)
+    return ResolvedModel(imported.manifest, network_bytes(imported.weights))

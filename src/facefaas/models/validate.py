@@ -2,10 +2,10 @@
 
 :func:`validate_model` runs the three networks on inputs cut from a built-in reference image
 (NASA's public-domain astronaut portrait, one face; ``facefaas/data/reference``) and refuses
-weights whose outputs are NaN or infinite (LNet's too, when the model has it). It then runs a full
-detection with :class:`facefaas.Detector` and returns warnings, not errors, for a surprising
-result: a retrained model may legitimately be tuned for other faces, but "no face on a clear
-portrait" is what a wrong convention (BGR vs RGB, transposed kernels) usually looks like.
+weights whose outputs are NaN or infinite (LNet's too, when the model has it). It then runs the
+cascade with the seed's parameters and returns warnings, not errors, for a surprising result: a
+retrained model may legitimately be tuned for other faces, but "no face on a clear portrait" is
+what a wrong convention (BGR vs RGB, transposed kernels) usually looks like.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from io import BytesIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,10 @@ from PIL import Image
 from facefaas.errors import ModelValidationError
 from facefaas.models.onnx_build import network_bytes
 from facefaas.models.weights import MtcnnWeights
+from facefaas.params import DetectionParams
+
+if TYPE_CHECKING:
+    from facefaas.mtcnn.pipeline import Detections
 
 __all__ = ["REFERENCE_FACE", "reference_image", "validate_model"]
 
@@ -79,27 +84,36 @@ def _iou(a: npt.NDArray[np.float32], b: tuple[float, float, float, float]) -> fl
     return float(inter / union) if union > 0 else 0.0
 
 
+def _detect_reference(weights: MtcnnWeights) -> Detections:
+    """The cascade with the seed's parameters on the reference image (no Detector: the model
+    layer sits below it)."""
+    from facefaas.mtcnn.pipeline import normalize, run_cascade
+    from facefaas.runtime.sessions import OnnxCascade
+
+    rgb = np.asarray(Image.open(BytesIO(reference_image())).convert("RGB"))
+    with OnnxCascade(network_bytes(weights), threads=1) as ops:
+        return run_cascade(normalize(rgb), ops, DetectionParams(), refine_landmarks=ops.has_lnet)
+
+
 def validate_model(weights: MtcnnWeights) -> list[str]:
     """Warnings about how ``weights`` behave on the reference image (module docstring).
 
     Raises:
         ModelValidationError: a network outputs NaN or infinite values, or detection does.
     """
-    from facefaas.detector import Detector  # the runtime is only needed here
-
     _check_finite_outputs(weights)
-    faces = Detector(weights)(reference_image())
+    faces = _detect_reference(weights)
     arrays = (faces.boxes, faces.scores, faces.landmarks)
     if not all(np.all(np.isfinite(a)) for a in arrays):
         raise ModelValidationError("detection on the reference image gives NaN or infinite values")
-    if len(faces) == 0:
+    if len(faces.scores) == 0:
         return [
             "detected no face on the reference image (a clear one-face portrait): the model may "
             "be mis-trained or in another convention (BGR vs RGB, transposed kernels)"
         ]
     warnings: list[str] = []
-    if len(faces) > 1:
-        warnings.append(f"detected {len(faces)} faces on the one-face reference image")
+    if len(faces.scores) > 1:
+        warnings.append(f"detected {len(faces.scores)} faces on the one-face reference image")
     best = max(_iou(box, REFERENCE_FACE) for box in faces.boxes)
     if best < _MIN_IOU:
         warnings.append(

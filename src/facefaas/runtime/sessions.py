@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
@@ -66,6 +66,11 @@ class OnnxCascade:
             and ``"lnet"`` for a model with landmark refinement (:attr:`has_lnet`).
         providers: see :func:`~facefaas.runtime.providers.resolve_providers`.
         threads: how many pyramid levels or crop chunks run at once (default: all cores).
+        pool: run them on this executor instead (shared by several models; ``threads`` is then
+            ignored, and :meth:`close` leaves it running: its owner shuts it down).
+
+    :meth:`close` (or leaving a ``with`` block) shuts down the pool it started and releases the
+    sessions; the cascade cannot run afterwards.
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class OnnxCascade:
         *,
         providers: str | Sequence[str] | None = None,
         threads: int | None = None,
+        pool: Executor | None = None,
     ) -> None:
         import onnx
         import onnxruntime as ort
@@ -82,9 +88,10 @@ class OnnxCascade:
         workers = threads or (os.cpu_count() or 1)
         if workers < 1:
             raise ParameterError(f"threads must be >= 1, got {threads}")
-        self._pool = (
-            ThreadPoolExecutor(workers, thread_name_prefix="facefaas") if workers > 1 else None
-        )
+        self._own_pool = pool is None and workers > 1
+        self._pool: Executor | None = pool
+        if self._own_pool:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="facefaas")
         try:
             pure = {net: onnx.load_from_string(networks[net]) for net in ("pnet", "rnet", "onet")}
             if "lnet" in networks:
@@ -121,6 +128,20 @@ class OnnxCascade:
             raise ProviderError(f"{chosen[0]} was requested but ONNX Runtime uses {active[0]}")
         self.provider: str = active[0]
         log.info("MTCNN sessions ready on %s", self.provider)
+
+    def close(self) -> None:
+        """Shut down the pool this cascade started and drop its sessions (idempotent)."""
+        if self._own_pool and self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+        self._own_pool = False
+        self._sessions = {}
+
+    def __enter__(self) -> OnnxCascade:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def has_lnet(self) -> bool:

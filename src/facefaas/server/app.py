@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from facefaas._version import __version__
+from facefaas.server.apidocs import install_api_docs
 from facefaas.server.problems import install_problem_handlers
 from facefaas.server.requestlog import (
     REQUEST_ID_HEADER,
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None, *, reconcile: bool | None = Non
         version=__version__,
         summary="Face detection as a function: MTCNN on ONNX Runtime, with a model registry.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from this process by install_api_docs, not from a CDN
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, *, reconcile: bool | None = Non
     install_problem_handlers(app)
     for router in (ops.router, run.router, models.router, seed.router):
         app.include_router(router)
+    install_api_docs(app)
     # Last: the page at / must not shadow any route. Missing files are 404 problems.
     page = _Page(app.router.routes, directory=STATIC_DIR, html=True, check_dir=False)
     app.mount("/", page, name="static")

@@ -1,15 +1,24 @@
-"""`DetectorCache`: loaded detectors by model, bounded, created once per model.
+"""`DetectorCache`: loaded detectors by model, bounded, created once per model, closed when dropped.
 
 Keyed by ``(model id, weights sha256)``, so replacing a model's weights loads the new ones on the
 next call while requests already running finish on the old detector. Creation is single-flight:
 concurrent first calls for one model wait for a single load instead of loading it N times.
+
+Detectors are used through :meth:`DetectorCache.lease`: a detector evicted (least recently used
+first) or dropped while requests still hold it is closed when the last of them lets go, never
+under them. Every detector of the cache runs its pyramid levels and crop chunks on one shared
+thread pool, so the number of threads does not grow with the number of models.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from facefaas.detector import Detector
@@ -17,10 +26,22 @@ from facefaas.detector import Detector
 __all__ = ["DetectorCache"]
 
 Key = tuple[str, str]
+Factory = Callable[[Path, Executor], Detector]
+
+
+@dataclass
+class _Entry:
+    detector: Detector
+    leases: int = 0
+    evicted: bool = False
 
 
 class DetectorCache:
-    """At most ``size`` detectors; the least recently used is dropped first."""
+    """At most ``size`` detectors; the least recently used is dropped (and closed) first.
+
+    ``threads`` sizes the shared cascade pool (default: all cores). :meth:`close` closes every
+    detector and the pool.
+    """
 
     def __init__(
         self,
@@ -28,51 +49,99 @@ class DetectorCache:
         *,
         providers: Sequence[str] | None = None,
         threads: int | None = None,
-        factory: Callable[[Path], Detector] | None = None,
+        factory: Factory | None = None,
     ) -> None:
         self.size = size
         # One name may be an alias ("cuda", "auto"); several are ONNX Runtime provider names.
         chosen: str | list[str] | None = None
         if providers:
             chosen = providers[0] if len(providers) == 1 else list(providers)
-        self._factory = factory or (
-            lambda path: Detector(str(path), providers=chosen, threads=threads)
+        workers = threads or (os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="facefaas-cascade")
+        self._factory: Factory = factory or (
+            lambda path, pool: Detector(str(path), providers=chosen, pool=pool)
         )
-        self._items: OrderedDict[Key, Detector] = OrderedDict()
+        self._items: OrderedDict[Key, _Entry] = OrderedDict()
         self._loading: dict[Key, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
-    def get(self, key: Key, path: Path) -> Detector:
-        """The detector of ``key``, loaded from the bundle at ``path`` if not cached."""
+    @contextmanager
+    def lease(self, key: Key, path: Path) -> Iterator[Detector]:
+        """The detector of ``key`` (loaded from the bundle at ``path`` if not cached), kept open
+        until the ``with`` block ends even if it is evicted meanwhile."""
+        entry = self._acquire(key, path)
+        try:
+            yield entry.detector
+        finally:
+            with self._lock:
+                entry.leases -= 1
+                close = entry.evicted and entry.leases == 0
+            if close:
+                entry.detector.close()
+
+    def _acquire(self, key: Key, path: Path) -> _Entry:
         with self._lock:
-            detector = self._items.get(key)
-            if detector is not None:
-                self._items.move_to_end(key)
-                return detector
+            entry = self._take(key)
+            if entry is not None:
+                return entry
             loading = self._loading.setdefault(key, threading.Lock())
         with loading:
             with self._lock:
-                detector = self._items.get(key)
-            if detector is not None:
-                return detector
+                entry = self._take(key)
+            if entry is not None:
+                return entry
             try:
-                detector = self._factory(path)
+                detector = self._factory(path, self._pool)
             except BaseException:
                 with self._lock:
                     self._loading.pop(key, None)
                 raise
             with self._lock:
-                self._items[key] = detector
-                self._items.move_to_end(key)
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
+                entry = _Entry(detector, leases=1)
+                self._items[key] = entry
                 self._loading.pop(key, None)
-            return detector
+                evicted = self._evict(self.size)
+            self._close_idle(evicted)
+            return entry
+
+    def _take(self, key: Key) -> _Entry | None:
+        """The cached entry with one more lease (the caller holds the lock)."""
+        entry = self._items.get(key)
+        if entry is not None:
+            self._items.move_to_end(key)
+            entry.leases += 1
+        return entry
+
+    def _evict(self, keep: int) -> list[_Entry]:
+        """Drop the least recently used entries beyond ``keep`` (the caller holds the lock)."""
+        dropped = []
+        while len(self._items) > keep:
+            _, entry = self._items.popitem(last=False)
+            entry.evicted = True
+            dropped.append(entry)
+        return dropped
+
+    @staticmethod
+    def _close_idle(entries: list[_Entry]) -> None:
+        for entry in entries:
+            if entry.leases == 0:
+                entry.detector.close()
 
     def cached(self, key: Key) -> Detector | None:
         with self._lock:
-            return self._items.get(key)
+            entry = self._items.get(key)
+            return entry.detector if entry is not None else None
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
+
+    def close(self) -> None:
+        """Close every detector not in use (the rest close when their requests end), then the
+        shared pool (waiting for work on it to finish)."""
+        with self._lock:
+            dropped = self._evict(0)
+            self._closed = True
+        self._close_idle(dropped)
+        self._pool.shutdown(wait=True)

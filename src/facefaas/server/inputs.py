@@ -95,11 +95,19 @@ async def read_payload(request: Request, limit: int, *, what: str, allow_json: b
     raise UnsupportedMediaError(f"content type {kind!r} is not accepted; send one of {accepted}")
 
 
-async def read_files(request: Request, limit: int, *, what: str) -> Payload:
-    """Several files: multipart parts (all file parts), or JSON ``{"images": [...]}``."""
+async def read_files(request: Request, limit: int, *, what: str, models: bool = False) -> Payload:
+    """Several files: every multipart file part, or JSON ``{"images": [...]}`` (a batch of
+    images); with ``models``, a raw body (one model file) instead of JSON."""
     kind = media_type(request)
     if kind == "multipart/form-data":
         return await _read_multipart(request, limit, what, all_files=True)
+    if models:
+        if kind in _RAW_TYPES:
+            return Payload(files=[(None, await read_body(request, limit, what))])
+        raise UnsupportedMediaError(
+            f"content type {kind!r} is not accepted for a {what}; send the file as "
+            "application/octet-stream, or multipart/form-data with one part 'file' per file"
+        )
     if kind == "application/json":
         body = _json_object(await read_body(request, limit, what))
         images = body.pop("images", None)

@@ -20,6 +20,7 @@ __all__ = [
     "CropsResponse",
     "DetectResponse",
     "FaceOut",
+    "FunctionInfo",
     "ImageInfo",
     "ModelConfig",
     "ModelInfo",
@@ -29,8 +30,6 @@ __all__ = [
     "UsageKey",
     "UsageOut",
 ]
-
-FUNCTIONS = ("detect", "annotate", "blur", "pixelate", "crops")
 
 
 def _split_thresholds(value: Any) -> Any:
@@ -85,7 +84,12 @@ class RunParams(ModelConfig):
         default=None, gt=0, le=10, description="blur/pixelate: how strongly"
     )
     margin: float | None = Field(
-        default=None, ge=0, le=1, description="blur/pixelate/crops: grow boxes"
+        default=None, ge=0, le=1, description="blur/pixelate/redact/crops: grow boxes"
+    )
+    color: str | None = Field(
+        default=None,
+        pattern=r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$",
+        description="annotate: box colour; redact: fill colour (#rrggbb; default green / black)",
     )
     size: int | None = Field(
         default=None, ge=16, le=1024, description="crops: square chips of N px"
@@ -193,11 +197,24 @@ class UsageKey(BaseModel):
     usage_key: str
 
 
+class FunctionInfo(BaseModel):
+    """One entry of the function table (:mod:`facefaas.functions`)."""
+
+    name: str
+    summary: str
+    output: Literal["json", "image", "crops"]
+    aliases: list[str]
+    media_types: list[str]
+    options: list[str] = Field(..., description="the request parameters it reads")
+    anonymizes: bool
+
+
 class ServiceInfo(BaseModel):
     name: str
     version: str
     default_model: str
     functions: list[str]
+    function_details: list[FunctionInfo]
     output_formats: list[str]
     max_body_bytes: int
     max_pixels: int

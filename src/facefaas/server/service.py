@@ -1,9 +1,11 @@
 """`Service`: what the routes call. It wires the registry, keys, limits and inference together.
 
-Routes parse HTTP and shape responses; this class decides (who may, which model, which
-parameters) and delegates the work: :mod:`facefaas.registry` for models, :mod:`.runner` (on the
-:class:`.pool.InferencePool`) for images, :func:`facefaas.models.importing.import_model` for
-uploads. Blocking calls never run on the event loop.
+Routes parse HTTP, build the typed :class:`~facefaas.request.DetectionRequest` and shape
+responses; who may do what is checked once, by the routes' dependencies (:mod:`.routes.deps`),
+before anything here is called. This class delegates the work: :mod:`facefaas.registry` for
+models, :mod:`.runner` (on the :class:`.pool.InferencePool`) for images,
+:func:`facefaas.models.importing.import_model` for uploads. Blocking calls never run on the
+event loop.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,19 +23,12 @@ from facefaas.errors import FacefaasError, OverloadedError
 from facefaas.models.builtin import DEFAULT_MODEL
 from facefaas.params import DetectionParams
 from facefaas.registry import CreatedModel, ModelRecord, Registry
-from facefaas.server.auth import authorize_admin, authorize_upload, authorize_use
+from facefaas.request import DetectionRequest
 from facefaas.server.detectors import DetectorCache
 from facefaas.server.metrics import Metrics
 from facefaas.server.pool import InferencePool
 from facefaas.server.ratelimit import RateLimiter
-from facefaas.server.runner import (
-    DEFAULT_QUALITY,
-    Function,
-    RunOutput,
-    RunSpec,
-    run_batch,
-    run_one,
-)
+from facefaas.server.runner import RunOutput, run_batch, run_one
 from facefaas.server.usage import UsageBuffer
 from facefaas.settings import Settings
 
@@ -44,16 +39,18 @@ __all__ = ["ModelUpload", "Service"]
 
 log = logging.getLogger(__name__)
 
-_DETECTION_KEYS = ("min_size", "thresholds", "factor")
 _USAGE_FLUSH_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
 class ModelUpload:
-    """A model file and what the uploader said about it."""
+    """A model's file(s) and what the uploader said about it.
 
-    data: bytes
-    filename: str | None = None
+    ``files`` are ``(filename, bytes)``: one file (a zip, a ``.pb``) or a model's several files
+    (``det1``-``det3.caffemodel``, ``pnet/rnet/onet.pt``), each with its name.
+    """
+
+    files: Sequence[tuple[str | None, bytes]]
     name: str | None = None
     description: str | None = None
     format: str | None = None
@@ -74,7 +71,9 @@ class Service:
             on_change=self.metrics.inference_pending.set,
         )
         self.detectors = DetectorCache(
-            settings.model_cache_size, providers=settings.providers or None
+            settings.model_cache_size,
+            providers=settings.providers or None,
+            threads=settings.inference_threads,
         )
         self.usage = UsageBuffer()
         self._registry: Registry | None = None
@@ -119,6 +118,7 @@ class Service:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.flush_usage()
         await run_in_threadpool(self.pool.shutdown)
+        await run_in_threadpool(self.detectors.close)
         if self._registry is not None:
             self._registry.close()
         self.metrics.close()
@@ -127,13 +127,18 @@ class Service:
         try:
             record = await run_in_threadpool(self.registry.get, DEFAULT_MODEL)
             path = self.registry.bundle_path(record)
-            detector = await run_in_threadpool(self.detectors.get, (record.id, record.sha256), path)
+
+            def load() -> str:
+                with self.detectors.lease((record.id, record.sha256), path) as detector:
+                    return detector.provider
+
+            provider = await run_in_threadpool(load)
         except Exception:
             log.exception("could not load the default model %r; /readyz stays 503", DEFAULT_MODEL)
             return
-        self.provider = detector.provider
+        self.provider = provider
         self.ready = True
-        log.info("default model %r loaded (%s)", DEFAULT_MODEL, detector.provider)
+        log.info("default model %r loaded (%s)", DEFAULT_MODEL, provider)
 
     async def _flush_usage_forever(self) -> None:
         while True:
@@ -163,45 +168,16 @@ class Service:
 
     # -- running models --------------------------------------------------------------------
 
-    async def model_for_use(self, model_id: str, keys: list[str]) -> ModelRecord:
-        record = await run_in_threadpool(self.registry.get, model_id)
-        authorize_use(record, keys)
-        return record
-
-    def spec(
-        self, record: ModelRecord, function: Function, params: Mapping[str, Any], fmt: str | None
-    ) -> RunSpec:
-        """The job of one request: the model's defaults overlaid by the request's parameters."""
-        config = record.config
-        detection = {
-            k: v for k in _DETECTION_KEYS if (v := params.get(k, config.get(k))) is not None
-        }
-        base = DetectionParams.from_mapping(record.parameters)
-        options = {k: v for k, v in params.items() if v is not None and k not in _DETECTION_KEYS}
-        options.pop("format", None)
-        max_faces = options.pop("max_faces", config.get("max_faces"))
-        score_threshold = options.pop("score_threshold", config.get("score_threshold"))
-        quality = options.pop("quality", None) or DEFAULT_QUALITY
-        return RunSpec(
-            function=function,
-            model_id=record.id,
-            params=DetectionParams.from_mapping(detection, base=base),
-            max_pixels=self.settings.max_pixels,
-            max_faces=max_faces,
-            score_threshold=float(score_threshold or 0.0),
-            format="png" if fmt == "png" else "jpeg",
-            quality=int(quality),
-            **options,
-        )
-
-    async def run(self, record: ModelRecord, data: bytes, spec: RunSpec) -> RunOutput:
-        """Run one image through ``spec`` on the inference pool; counts usage and metrics."""
+    async def run(self, record: ModelRecord, data: bytes, request: DetectionRequest) -> RunOutput:
+        """Run one image through ``request`` on the inference pool; counts usage and metrics."""
         path = await run_in_threadpool(self.registry.bundle_path, record)
         key = (record.id, record.sha256)
         start = time.perf_counter()
+        max_pixels = self.settings.max_pixels
 
         def job() -> RunOutput:
-            return run_one(self.detectors.get(key, path), data, spec)
+            with self.detectors.lease(key, path) as detector:
+                return run_one(detector, data, request, model_id=record.id, max_pixels=max_pixels)
 
         try:
             output = await self.pool.run(job)
@@ -210,18 +186,26 @@ class Service:
                 self.usage.add(record.id, faces=0, latency_ms=0.0, error=True)
             raise
         seconds = time.perf_counter() - start
-        self.metrics.observe_inference(record.id, spec.function, seconds, len(output.faces))
+        self.metrics.observe_inference(record.id, request.function.name, seconds, len(output.faces))
         self.usage.add(record.id, faces=len(output.faces), latency_ms=seconds * 1000, error=False)
         return output
 
     async def run_batch(
-        self, record: ModelRecord, files: list[tuple[str | None, bytes]], spec: RunSpec
+        self,
+        record: ModelRecord,
+        files: list[tuple[str | None, bytes]],
+        request: DetectionRequest,
     ) -> list[RunOutput | FacefaasError]:
         path = await run_in_threadpool(self.registry.bundle_path, record)
         key = (record.id, record.sha256)
+        max_pixels = self.settings.max_pixels
 
         def job() -> list[RunOutput | FacefaasError]:
-            return run_batch(self.detectors.get(key, path), files, spec)
+            with self.detectors.lease(key, path) as detector:
+                images = [data for _, data in files]
+                return run_batch(
+                    detector, images, request, model_id=record.id, max_pixels=max_pixels
+                )
 
         results = await self.pool.run(job)
         for result in results:
@@ -243,15 +227,8 @@ class Service:
         await self.flush_usage()
         return await run_in_threadpool(self.registry.list)
 
-    def check_upload(self, keys: list[str]) -> None:
-        """Pass if ``keys`` may upload (the server's upload token, when one is set)."""
-        authorize_upload(self.settings.upload_token, keys)
-
-    async def create_model(
-        self, upload: ModelUpload, keys: list[str]
-    ) -> tuple[CreatedModel, list[str]]:
+    async def create_model(self, upload: ModelUpload) -> tuple[CreatedModel, list[str]]:
         """Import, validate and register an upload. Returns the new model and import warnings."""
-        self.check_upload(keys)
         imported = await run_in_threadpool(self._import, upload)
         created = await run_in_threadpool(
             lambda: self.registry.create(
@@ -265,15 +242,11 @@ class Service:
         )
         return created, list(imported.warnings)
 
-    async def replace_model(
-        self, model_id: str, upload: ModelUpload, keys: list[str]
-    ) -> ModelRecord:
-        record = await run_in_threadpool(self.registry.get, model_id)
-        authorize_admin(record, keys)
+    async def replace_model(self, record: ModelRecord, upload: ModelUpload) -> ModelRecord:
         imported = await run_in_threadpool(self._import, upload)
         return await run_in_threadpool(
             lambda: self.registry.replace(
-                model_id,
+                record.id,
                 imported.weights,
                 imported.manifest,
                 source_format=imported.format,
@@ -282,42 +255,50 @@ class Service:
             )
         )
 
-    async def admin(self, model_id: str, keys: list[str]) -> ModelRecord:
-        """The model, once ``keys`` are shown to hold its admin key."""
-        record = await run_in_threadpool(self.registry.get, model_id)
-        authorize_admin(record, keys)
-        return record
+    async def delete_model(self, record: ModelRecord) -> None:
+        await run_in_threadpool(self.registry.delete, record.id)
 
-    async def delete_model(self, model_id: str, keys: list[str]) -> None:
-        await self.admin(model_id, keys)
-        await run_in_threadpool(self.registry.delete, model_id)
+    async def make_private(self, record: ModelRecord) -> str:
+        return await run_in_threadpool(self.registry.make_private, record.id)
 
-    async def make_private(self, model_id: str, keys: list[str]) -> str:
-        await self.admin(model_id, keys)
-        return await run_in_threadpool(self.registry.make_private, model_id)
+    async def make_public(self, record: ModelRecord) -> None:
+        await run_in_threadpool(self.registry.make_public, record.id)
 
-    async def make_public(self, model_id: str, keys: list[str]) -> None:
-        await self.admin(model_id, keys)
-        await run_in_threadpool(self.registry.make_public, model_id)
-
-    async def set_config(
-        self, model_id: str, config: dict[str, Any], keys: list[str]
-    ) -> ModelRecord:
-        await self.admin(model_id, keys)
-        detection = {k: v for k in _DETECTION_KEYS if (v := config.get(k)) is not None}
-        DetectionParams.from_mapping(detection)  # ParameterError (422) if out of range
-        return await run_in_threadpool(self.registry.set_config, model_id, config)
+    async def set_config(self, record: ModelRecord, config: Mapping[str, Any]) -> ModelRecord:
+        """Store run defaults; the detection parameters among them are validated first."""
+        DetectionParams.from_mapping(
+            {k: v for k in ("min_size", "thresholds", "factor") if (v := config.get(k)) is not None}
+        )  # ParameterError (422) if out of range
+        return await run_in_threadpool(self.registry.set_config, record.id, config)
 
     def _import(self, upload: ModelUpload) -> ImportedModel:
         from facefaas.models.importing import import_model
 
-        # A file name helps the importer tell formats apart; only its last part is used.
-        name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
-        source: bytes | dict[str, bytes] = {name: upload.data} if name else upload.data
         return import_model(
-            source,
+            upload_source(upload.files),
             name=upload.name,
             description=upload.description,
             format=upload.format,
             max_bytes=self.settings.max_model_bytes,
         )
+
+
+def upload_source(files: Sequence[tuple[str | None, bytes]]) -> bytes | dict[str, bytes]:
+    """What the importer reads: one unnamed file as bytes, else ``{file name: bytes}``.
+
+    File names help the importer tell formats apart; only their last part is used. Several
+    files need names, and different ones.
+    """
+    from facefaas.errors import InputError
+
+    if len(files) == 1 and not files[0][0]:
+        return files[0][1]
+    named: dict[str, bytes] = {}
+    for filename, data in files:
+        name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+        if not name:
+            raise InputError("with several model files, each part needs a file name")
+        if name in named:
+            raise InputError(f"two model files are named {name!r}")
+        named[name] = data
+    return named

@@ -1,37 +1,14 @@
 """HTTP routes, one module per area: ``run`` (images), ``models`` (registry), ``seed`` (the seed's
-FaaS API), ``ops`` (health, readiness, metrics, info). Shared dependencies live here."""
+FaaS API), ``ops`` (health, readiness, metrics, info); ``deps`` holds the dependencies they
+share (the service, keys, who may do what, rate limits). The bodies' OpenAPI schemas live here."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
-
-from facefaas.server.auth import presented_keys
 from facefaas.server.schemas import RunJsonBody
-from facefaas.server.service import Service
 
-__all__ = ["IMAGE_BODY", "MODEL_BODY", "Keys", "ServiceDep", "get_service", "rate_limited"]
-
-
-def get_service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
-def keys_of(request: Request) -> list[str]:
-    return presented_keys(request)
-
-
-def rate_limited(request: Request, service: Annotated[Service, Depends(get_service)]) -> None:
-    """Count the request against its client's rate limit (429 when over)."""
-    if service.limiter.enabled:
-        client = request.client.host if request.client else None
-        service.limiter.hit(service.limiter.client_id(presented_keys(request), client))
-
-
-ServiceDep = Annotated[Service, Depends(get_service)]
-Keys = Annotated[list[str], Depends(keys_of)]
+__all__ = ["IMAGE_BODY", "MODEL_BODY"]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
@@ -57,15 +34,20 @@ IMAGE_BODY: dict[str, Any] = {
 MODEL_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "The model file (a TensorFlow frozen graph, a bundle zip, ...): raw bytes "
-        "or multipart part `file` with optional fields `name`, `description`, `private`, `format`.",
+        "description": "The model file (a TensorFlow frozen graph, a bundle zip, ...) as raw "
+        "bytes, or multipart with one part `file` per file of the model (e.g. det1/det2/det3."
+        "caffemodel or pnet/rnet/onet.pt, each with its file name) and optional fields `name`, "
+        "`description`, `private`, `format`.",
         "content": {
             "application/octet-stream": _BINARY,
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "file": {"type": "string", "format": "binary"},
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                        },
                         "name": {"type": "string"},
                         "description": {"type": "string"},
                         "private": {"type": "boolean"},

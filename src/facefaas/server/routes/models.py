@@ -13,8 +13,15 @@ from facefaas.models.bundle import read_bundle
 from facefaas.models.export import bundle_zip
 from facefaas.registry import CreatedModel as CreatedRecord
 from facefaas.registry import ModelRecord
-from facefaas.server.inputs import read_body, read_payload
-from facefaas.server.routes import MODEL_BODY, Keys, ServiceDep, rate_limited
+from facefaas.server.inputs import read_body, read_files
+from facefaas.server.routes import MODEL_BODY
+from facefaas.server.routes.deps import (
+    AdminModel,
+    MayUpload,
+    ServiceDep,
+    UsableModel,
+    rate_limited,
+)
 from facefaas.server.schemas import CreatedModel, ModelConfig, ModelInfo, UsageKey, UsageOut
 from facefaas.server.service import ModelUpload, Service
 
@@ -81,27 +88,30 @@ def created_json(created: CreatedRecord, warnings: list[str]) -> CreatedModel:
 async def read_upload(
     request: Request, service: Service, query: UploadFields, defaults: dict[str, Any] | None = None
 ) -> ModelUpload:
-    """The model file and its fields (query, then multipart fields, then ``defaults``)."""
-    payload = await read_payload(
-        request, service.settings.max_model_bytes, what="model file", allow_json=False
+    """The model's file(s) and fields (query, then multipart fields, then ``defaults``).
+
+    A multipart body may carry several file parts (a model's det1-det3 or pnet/rnet/onet files),
+    each with its file name; the importer reads them together.
+    """
+    payload = await read_files(
+        request, service.settings.max_model_bytes, what="model file", models=True
     )
     merged = {**(defaults or {}), **query.model_dump(exclude_unset=True), **payload.fields}
     fields = UploadFields.model_validate(merged)
-    return ModelUpload(data=payload.data, filename=payload.files[0][0], **fields.model_dump())
+    return ModelUpload(files=payload.files, **fields.model_dump())
 
 
 @router.post(
     "", status_code=201, response_model=CreatedModel, openapi_extra=MODEL_BODY,
-    summary="Upload a model",
+    summary="Upload a model", dependencies=[MayUpload],
 )  # fmt: skip
 async def upload(
-    request: Request, query: Annotated[UploadFields, Query()], service: ServiceDep, keys: Keys
+    request: Request, query: Annotated[UploadFields, Query()], service: ServiceDep
 ) -> CreatedModel:
     """Import, validate and store a model. The id comes from its weights, so uploading the same
     weights again is a 409 whose ``model_id`` names the existing model. The keys are shown once."""
-    service.check_upload(keys)
     upload = await read_upload(request, service, query)
-    created, warnings = await service.create_model(upload, keys)
+    created, warnings = await service.create_model(upload)
     return created_json(created, warnings)
 
 
@@ -118,40 +128,37 @@ async def show(model_id: str, service: ServiceDep) -> ModelInfo:
 
 @router.put("/{model_id}", response_model=ModelInfo, openapi_extra=MODEL_BODY, summary="Replace")
 async def replace(
-    model_id: str,
+    record: AdminModel,
     request: Request,
     query: Annotated[UploadFields, Query()],
     service: ServiceDep,
-    keys: Keys,
 ) -> ModelInfo:
     """New weights under the same id (admin key)."""
-    await service.admin(model_id, keys)
     upload = await read_upload(request, service, query)
-    return model_info(await service.replace_model(model_id, upload, keys))
+    return model_info(await service.replace_model(record, upload))
 
 
 @router.delete("/{model_id}", status_code=204, summary="Delete a model")
-async def delete(model_id: str, service: ServiceDep, keys: Keys) -> Response:
+async def delete(record: AdminModel, service: ServiceDep) -> Response:
     """Remove the model and, unless another model shares them, its files (admin key)."""
-    await service.delete_model(model_id, keys)
+    await service.delete_model(record)
     return Response(status_code=204)
 
 
 @router.put("/{model_id}/usage_key", response_model=UsageKey, summary="Make private")
-async def make_private(model_id: str, service: ServiceDep, keys: Keys) -> UsageKey:
+async def make_private(record: AdminModel, service: ServiceDep) -> UsageKey:
     """Give the model a new usage key (shown once); from now on running it needs that key."""
-    return UsageKey(model_id=model_id, usage_key=await service.make_private(model_id, keys))
+    return UsageKey(model_id=record.id, usage_key=await service.make_private(record))
 
 
 @router.delete("/{model_id}/usage_key", status_code=204, summary="Make public")
-async def make_public(model_id: str, service: ServiceDep, keys: Keys) -> Response:
-    await service.make_public(model_id, keys)
+async def make_public(record: AdminModel, service: ServiceDep) -> Response:
+    await service.make_public(record)
     return Response(status_code=204)
 
 
 @router.get("/{model_id}/config", response_model=ModelConfig, summary="Run defaults")
-async def get_config(model_id: str, service: ServiceDep, keys: Keys) -> ModelConfig:
-    record = await service.model_for_use(model_id, keys)
+async def get_config(record: UsableModel) -> ModelConfig:
     return ModelConfig.model_validate(record.config)
 
 
@@ -159,14 +166,11 @@ async def get_config(model_id: str, service: ServiceDep, keys: Keys) -> ModelCon
     "/{model_id}/config", response_model=ModelConfig, openapi_extra=_CONFIG_BODY,
     summary="Set run defaults",
 )  # fmt: skip
-async def put_config(
-    model_id: str, request: Request, service: ServiceDep, keys: Keys
-) -> ModelConfig:
+async def put_config(record: AdminModel, request: Request, service: ServiceDep) -> ModelConfig:
     """Default ``min_size``, ``thresholds``, ``factor``, ``max_faces``, ``score_threshold`` for
     every run of this model; a request's own parameters still win (admin key)."""
-    await service.admin(model_id, keys)
     config = parse_config(await read_body(request, _CONFIG_LIMIT, "config"))
-    record = await service.set_config(model_id, config.model_dump(exclude_none=True), keys)
+    record = await service.set_config(record, config.model_dump(exclude_none=True))
     return ModelConfig.model_validate(record.config)
 
 
@@ -184,10 +188,9 @@ def parse_config(body: bytes) -> ModelConfig:
     responses={200: {"content": {"application/zip": {}}}},
     summary="Download the model",
 )
-async def bundle(model_id: str, service: ServiceDep, keys: Keys) -> Response:
+async def bundle(record: UsableModel, service: ServiceDep) -> Response:
     """The model as a facefaas bundle zip (``pnet/rnet/onet.onnx``, ``manifest.json``), which
     uploads again under the same id."""
-    record = await service.model_for_use(model_id, keys)
     data = await run_in_threadpool(_bundle_zip, service, record)
     headers = {"Content-Disposition": f'attachment; filename="{record.id}.zip"'}
     return Response(data, media_type="application/zip", headers=headers)

@@ -5,19 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from facefaas import functions
 from facefaas._version import __version__
 from facefaas.models.builtin import DEFAULT_MODEL
 from facefaas.server.metrics import CONTENT_TYPE_LATEST
 from facefaas.server.problems import problem_response
-from facefaas.server.routes import ServiceDep
+from facefaas.server.routes.deps import ServiceDep
 from facefaas.server.runner import MEDIA_TYPES
-from facefaas.server.schemas import ServiceInfo
+from facefaas.server.schemas import FunctionInfo, ServiceInfo
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["operations"])
-
-FUNCTIONS = ["detect", "annotate", "blur", "pixelate", "crops", "infer"]
 
 
 @router.get("/healthz", summary="Alive")
@@ -51,7 +50,8 @@ async def info(service: ServiceDep) -> ServiceInfo:
         name="facefaas",
         version=__version__,
         default_model=DEFAULT_MODEL,
-        functions=FUNCTIONS,
+        functions=functions.names(),
+        function_details=[FunctionInfo(**f.to_dict()) for f in functions.FUNCTIONS],
         output_formats=sorted(MEDIA_TYPES),
         max_body_bytes=settings.max_body_bytes,
         max_pixels=settings.max_pixels,

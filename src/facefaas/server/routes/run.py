@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from facefaas import functions
 from facefaas.errors import TooLargeError
+from facefaas.request import ImageFormat
+from facefaas.server.edge import detection_request
 from facefaas.server.inputs import preferred, read_files, read_payload
 from facefaas.server.problems import error_extensions, problem_body
-from facefaas.server.routes import IMAGE_BODY, Keys, ServiceDep, rate_limited
-from facefaas.server.runner import Function, RunOutput
+from facefaas.server.routes import IMAGE_BODY
+from facefaas.server.routes.deps import ServiceDep, UsableModel, rate_limited
+from facefaas.server.runner import RunOutput
 from facefaas.server.schemas import BatchResponse, CropsResponse, RunParams
 
-__all__ = ["image_response", "merged_params", "output_format", "router"]
+__all__ = ["FunctionName", "accepted_format", "image_response", "merged_params", "router"]
 
 router = APIRouter(prefix="/api", tags=["run"], dependencies=[Depends(rate_limited)])
 
-RunFunction = Literal["detect", "annotate", "blur", "pixelate", "crops", "infer"]
+# The path's {function}: every name and alias of the table (an enum, so OpenAPI lists them).
+FunctionName = StrEnum(  # type: ignore[misc]
+    "FunctionName", [(name, name) for name in functions.names(aliases=True)]
+)
 
 _IMAGE_TYPES = ("image/png", "image/jpeg")
 _RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "detect: JSON; annotate/blur/pixelate/infer: the image; crops: JSON "
-        "(or a zip with zip=true or Accept: application/zip)",
+        "description": "; ".join(
+            f"{f.name}: {' or '.join(f.media_types)}" for f in functions.FUNCTIONS
+        ),
         "content": {
             "application/json": {"schema": CropsResponse.model_json_schema()},
             "image/jpeg": {},
@@ -35,19 +44,16 @@ _RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def merged_params(query: RunParams, fields: dict[str, Any]) -> dict[str, Any]:
+def merged_params(query: RunParams, fields: dict[str, Any]) -> RunParams:
     """Query parameters overlaid by body fields (multipart or JSON), validated together."""
     merged = {**query.model_dump(exclude_unset=True), **fields}
-    return RunParams.model_validate(merged).model_dump(exclude_unset=True)
+    return RunParams.model_validate(merged)
 
 
-def output_format(params: dict[str, Any], request: Request) -> str | None:
-    """``format`` if given, else what ``Accept`` prefers among PNG and JPEG (None: default)."""
-    fmt = params.get("format")
-    if fmt:
-        return "png" if fmt == "png" else "jpeg"
+def accepted_format(request: Request) -> ImageFormat | None:
+    """What ``Accept`` prefers among PNG and JPEG (``None``: no preference)."""
     chosen = preferred(request, _IMAGE_TYPES)
-    return {"image/png": "png", "image/jpeg": "jpeg"}.get(chosen or "")
+    return "png" if chosen == "image/png" else "jpeg" if chosen == "image/jpeg" else None
 
 
 def image_response(output: RunOutput) -> Response:
@@ -61,6 +67,22 @@ def image_response(output: RunOutput) -> Response:
     return Response(output.content, media_type=output.media_type, headers=headers)
 
 
+async def run_function(
+    name: str, record: UsableModel, request: Request, query: RunParams, service: ServiceDep
+) -> Response:
+    """Read the image and parameters, build the one typed request, run it, answer."""
+    function = functions.get_function(name)
+    payload = await read_payload(
+        request, service.settings.max_body_bytes, what="image", allow_json=True
+    )
+    params = merged_params(query, payload.fields)
+    if function.output == "crops" and not params.zip:
+        wanted = preferred(request, ("application/zip", "application/json"))
+        params = params.model_copy(update={"zip": wanted == "application/zip"})
+    job = detection_request(function, params, record, accepted_format(request))
+    return image_response(await service.run(record, payload.data, job))
+
+
 @router.post(
     "/run/{model_id}/{function}",
     summary="Run a model on one image",
@@ -69,29 +91,18 @@ def image_response(output: RunOutput) -> Response:
     response_class=Response,
 )
 async def run(
-    model_id: str,
-    function: RunFunction,
+    function: FunctionName,
+    record: UsableModel,
     request: Request,
     query: Annotated[RunParams, Query()],
     service: ServiceDep,
-    keys: Keys,
 ) -> Response:
-    """``detect`` gives the faces as JSON; ``annotate``, ``blur`` and ``pixelate`` the image;
-    ``crops`` one chip per face; ``infer`` the seed's picture (1-px green boxes, JPEG q80).
+    """Run one function of the table (``GET /api/info`` lists them with their options):
+    ``detect`` gives the faces as JSON; ``annotate``, ``blur``, ``pixelate`` and ``redact`` the
+    image; ``crops`` one chip per face; ``infer`` the seed's picture (1-px green boxes, JPEG q80).
 
     No faces is a 200 with an empty list (or the image unchanged)."""
-    record = await service.model_for_use(model_id, keys)
-    payload = await read_payload(
-        request, service.settings.max_body_bytes, what="image", allow_json=True
-    )
-    params = merged_params(query, payload.fields)
-    name: Function = "seed" if function == "infer" else function
-    if name == "crops" and not params.get("zip"):
-        params["zip"] = preferred(request, ("application/zip", "application/json")) == (
-            "application/zip"
-        )
-    spec = service.spec(record, name, params, output_format(params, request))
-    return image_response(await service.run(record, payload.data, spec))
+    return await run_function(function.value, record, request, query, service)
 
 
 @router.post(
@@ -108,14 +119,12 @@ async def run(
     },
 )
 async def batch(
-    model_id: str,
+    record: UsableModel,
     request: Request,
     query: Annotated[RunParams, Query()],
     service: ServiceDep,
-    keys: Keys,
 ) -> JSONResponse:
     """Each image gets its own ``status``: one bad image does not fail the others."""
-    record = await service.model_for_use(model_id, keys)
     payload = await read_files(request, service.settings.max_body_bytes, what="batch")
     limit = service.settings.max_batch_items
     if len(payload.files) > limit:
@@ -124,8 +133,9 @@ async def batch(
             limit=limit,
             unit="images",
         )
-    spec = service.spec(record, "detect", merged_params(query, payload.fields), None)
-    results = await service.run_batch(record, payload.files, spec)
+    params = merged_params(query, payload.fields)
+    job = detection_request(functions.get_function("detect"), params, record, None)
+    results = await service.run_batch(record, payload.files, job)
     items: list[dict[str, Any]] = []
     for index, ((filename, _), result) in enumerate(zip(payload.files, results, strict=True)):
         item: dict[str, Any] = {"index": index, "filename": filename}

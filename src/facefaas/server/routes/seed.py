@@ -17,16 +17,24 @@ Unlike the seed, errors are real statuses with problem+json bodies.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from facefaas import functions
 from facefaas.registry import ModelRecord
-from facefaas.server.inputs import read_body, read_payload
-from facefaas.server.routes import IMAGE_BODY, MODEL_BODY, Keys, ServiceDep, rate_limited
+from facefaas.server.inputs import read_body
+from facefaas.server.routes import IMAGE_BODY, MODEL_BODY
+from facefaas.server.routes.deps import (
+    AdminModel,
+    MayUpload,
+    ServiceDep,
+    UsableModel,
+    rate_limited,
+)
 from facefaas.server.routes.models import UploadFields, parse_config, read_upload
-from facefaas.server.routes.run import image_response, merged_params, output_format
-from facefaas.server.runner import Function
+from facefaas.server.routes.run import run_function
 from facefaas.server.schemas import RunParams
 
 __all__ = ["router"]
@@ -34,7 +42,11 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api", tags=["seed compatibility"], dependencies=[Depends(rate_limited)])
 
 SEED_PUBLIC_KEY = "00000000-0000-0000-0000-000000000000"
-BytesFunction = Literal["infer", "annotate", "blur", "pixelate"]
+# The /bytes routes answer with a picture: the table's picture functions and their aliases.
+PictureName = StrEnum(  # type: ignore[misc]
+    "PictureName",
+    [(n, n) for f in functions.picture_functions() for n in (f.name, *f.aliases)],
+)
 
 
 def _description(request: Request) -> str | None:
@@ -56,13 +68,14 @@ def _executable(record: ModelRecord) -> dict[str, Any]:
     }
 
 
-@router.post("/executables", openapi_extra=MODEL_BODY, summary="Upload (seed)")
+@router.post(
+    "/executables", openapi_extra=MODEL_BODY, summary="Upload (seed)", dependencies=[MayUpload]
+)
 async def upload(
-    request: Request, query: Annotated[UploadFields, Query()], service: ServiceDep, keys: Keys
+    request: Request, query: Annotated[UploadFields, Query()], service: ServiceDep
 ) -> dict[str, Any]:
-    service.check_upload(keys)
     upload = await read_upload(request, service, query, {"description": _description(request)})
-    created, _ = await service.create_model(upload, keys)
+    created, _ = await service.create_model(upload)
     return {
         "wasm_id": created.record.id,
         "wasm_sha256": "0x" + created.record.sha256,
@@ -84,48 +97,43 @@ async def show_executable(model_id: str, service: ServiceDep) -> dict[str, Any]:
 
 @router.put("/update_wasm_binary/{model_id}", openapi_extra=MODEL_BODY, summary="Replace (seed)")
 async def update_binary(
-    model_id: str,
+    record: AdminModel,
     request: Request,
     query: Annotated[UploadFields, Query()],
     service: ServiceDep,
-    keys: Keys,
 ) -> dict[str, Any]:
-    await service.admin(model_id, keys)
     upload = await read_upload(request, service, query, {"description": _description(request)})
-    record = await service.replace_model(model_id, upload, keys)
+    record = await service.replace_model(record, upload)
     return {"wasm_id": record.id, "wasm_sha256": "0x" + record.sha256}
 
 
 @router.delete("/executables/{model_id}", summary="Delete (seed)")
-async def delete_executable(model_id: str, service: ServiceDep, keys: Keys) -> dict[str, Any]:
-    await service.delete_model(model_id, keys)
-    return {"wasm_id": model_id}
+async def delete_executable(record: AdminModel, service: ServiceDep) -> dict[str, Any]:
+    await service.delete_model(record)
+    return {"wasm_id": record.id}
 
 
 @router.put("/keys/{model_id}/usage_key", summary="Make private (seed)")
-async def make_private(model_id: str, service: ServiceDep, keys: Keys) -> dict[str, Any]:
-    return {"SSVM_Usage_Key": await service.make_private(model_id, keys)}
+async def make_private(record: AdminModel, service: ServiceDep) -> dict[str, Any]:
+    return {"SSVM_Usage_Key": await service.make_private(record)}
 
 
 @router.delete("/keys/{model_id}/usage_key", summary="Make public (seed)")
-async def make_public(model_id: str, service: ServiceDep, keys: Keys) -> dict[str, Any]:
-    await service.make_public(model_id, keys)
+async def make_public(record: AdminModel, service: ServiceDep) -> dict[str, Any]:
+    await service.make_public(record)
     return {"SSVM_Usage_Key": SEED_PUBLIC_KEY}
 
 
 @router.put("/state/{model_id}", summary="Set run defaults (seed state)")
-async def put_state(
-    model_id: str, request: Request, service: ServiceDep, keys: Keys
-) -> dict[str, Any]:
-    await service.admin(model_id, keys)
+async def put_state(record: AdminModel, request: Request, service: ServiceDep) -> dict[str, Any]:
     config = parse_config(await read_body(request, 64 * 1024, "state"))
-    await service.set_config(model_id, config.model_dump(exclude_none=True), keys)
-    return {"wasm_id": model_id}
+    await service.set_config(record, config.model_dump(exclude_none=True))
+    return {"wasm_id": record.id}
 
 
 @router.get("/state/{model_id}", summary="Run defaults (seed state)")
-async def get_state(model_id: str, service: ServiceDep, keys: Keys) -> dict[str, Any]:
-    return (await service.model_for_use(model_id, keys)).config
+async def get_state(record: UsableModel) -> dict[str, Any]:
+    return record.config
 
 
 _BYTES_ROUTE: dict[str, Any] = {
@@ -144,23 +152,15 @@ _BYTES_ROUTE: dict[str, Any] = {
     **_BYTES_ROUTE,
 )
 async def run_bytes(
-    model_id: str,
-    function: BytesFunction,
+    function: PictureName,
+    record: UsableModel,
     request: Request,
     query: Annotated[RunParams, Query()],
     service: ServiceDep,
-    keys: Keys,
 ) -> Response:
     """``infer`` is the seed's function: the picture with 1-px green boxes as JPEG quality 80.
 
     The body is the raw image, a multipart part or JSON on either path (the seed's multipart
     route named its parts by argument position; the first image part is used).
     """
-    record = await service.model_for_use(model_id, keys)
-    payload = await read_payload(
-        request, service.settings.max_body_bytes, what="image", allow_json=True
-    )
-    params = merged_params(query, payload.fields)
-    name: Function = "seed" if function == "infer" else function
-    spec = service.spec(record, name, params, output_format(params, request))
-    return image_response(await service.run(record, payload.data, spec))
+    return await run_function(function.value, record, request, query, service)
