@@ -135,21 +135,6 @@ def astronaut(shared: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def builtin_bundle_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built-in model's bundle as a zip: uploading it is a duplicate of ``mtcnn``."""
-    from facefaas.models.builtin import builtin_path
-    from facefaas.models.bundle import read_bundle
-    from facefaas.models.export import bundle_zip
-
-    folder = builtin_path("mtcnn")
-    assert folder is not None
-    bundle = read_bundle(folder)
-    path = tmp_path_factory.mktemp("bundles") / "mtcnn-builtin.zip"
-    path.write_bytes(bundle_zip(bundle.weights(), bundle.manifest))
-    return path
-
-
-@pytest.fixture(scope="session")
 def new_bundle_zip(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """``make(name)``: a bundle zip of the built-in weights with one O-Net bias nudged by an
     amount derived from ``name`` -- a new, working model whose id no other name shares."""

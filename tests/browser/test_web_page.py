@@ -264,17 +264,11 @@ def test_models_tab_uploads_lists_and_deletes_a_model(
 
 
 def test_uploading_existing_weights_shows_the_409_message(
-    page: Any, live_server: Any, builtin_bundle_zip: Path
+    page: Any, register: Callable[..., dict[str, Any]], new_bundle_zip: Callable[[str], Path]
 ) -> None:
-    first = httpx.post(
-        f"{live_server.url}/api/models",
-        files={"file": (builtin_bundle_zip.name, builtin_bundle_zip.read_bytes())},
-        timeout=60,
-    )
-    assert first.status_code in (201, 409), first.text  # 409: registered by an earlier run
-    existing = first.json()["model_id"]  # the problem of a 409 names the model too
+    existing = register("twin")["model_id"]
     page.click("#tab-models")
-    page.set_input_files("#model-file", builtin_bundle_zip)
+    page.set_input_files("#model-file", new_bundle_zip("twin"))  # the same weights again
     page.click("#upload-button")
     text = _status_text(page, "#upload-status", "HTTP 409")
 
