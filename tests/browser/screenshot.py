@@ -1,8 +1,9 @@
 """Make docs/img/web-page.png: the Detect tab with the astronaut reference image detected.
 
 The same service and Chromium as the browser tests (see conftest.py): the real app on a loopback
-port with a temporary data folder, and Debian's ``/usr/bin/chromium`` headless through
-Playwright. The picture is what a user sees after choosing the image and pointing at the face.
+port with a temporary data folder and the default limits, and Debian's ``/usr/bin/chromium``
+headless through Playwright. The picture is what a user sees after choosing the image and
+pointing at the face.
 
     python tests/browser/screenshot.py            # writes docs/img/web-page.png
     python tests/browser/screenshot.py out.png    # or another file
@@ -16,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, MAX_BODY_BYTES, LiveServer
+from conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer
 
 REPO = Path(__file__).resolve().parents[2]
 ASTRONAUT = REPO / "src" / "facefaas" / "data" / "reference" / "astronaut.jpg"
@@ -30,8 +31,8 @@ def main(out: Path) -> None:
     from facefaas.settings import Settings
 
     with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(data_dir=Path(data_dir), max_body_bytes=MAX_BODY_BYTES, rate_limit="")
-        server = LiveServer(create_app(settings), MAX_BODY_BYTES)
+        settings = Settings(data_dir=Path(data_dir), rate_limit="")  # the default limits
+        server = LiveServer(create_app(settings), settings.max_body_bytes)
         server.start()
         try:
             with sync_playwright() as playwright:
