@@ -63,7 +63,8 @@ export function setupDetect() {
     timer: 0,
     // render mode -> its function's details (GET /api/info's function_details)
     functions: new Map(FALLBACK_FUNCTIONS.map((f) => [f.name, f])),
-    wantLandmarks: true, // the user's choice, kept while a mode without landmarks is on
+    // the user's choice, kept while a mode without landmarks is on
+    wantLandmarks: byId("show-landmarks").checked,
   };
 
   const mode = () => form.elements.mode.value;
