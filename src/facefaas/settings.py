@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["ENV_PREFIX", "Settings", "default_data_dir"]
@@ -79,8 +79,41 @@ class Settings(BaseSettings):
     providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     rate_limit: str = Field(default="600/minute", description="per client or key; '' turns it off")
-    upload_token: SecretStr | None = None
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    upload_token: SecretStr | None = Field(
+        default=None, description="token needed to upload models (from the environment only)"
+    )
+    upload_token_file: Path | None = Field(
+        default=None, description="file whose first line is the upload token, if none is given"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="origins whose pages may call the API; none by default"
+    )
+
+    # The HTTP edge: what a slow or stalled client may hold (server/http_protocol.py and
+    # server/edge_limits.py).
+    max_connections: int = Field(
+        default=256, ge=1, le=100_000, description="open connections per worker; past it, 503"
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, le=3600, description="seconds to send a request's line and headers"
+    )
+    keep_alive_timeout: float = Field(
+        default=5.0, gt=0, le=3600, description="seconds an idle connection is kept open"
+    )
+    body_timeout: float = Field(
+        default=20.0, gt=0, le=3600,
+        description="seconds a request body may take, plus 1 s per body_min_rate bytes received",
+    )  # fmt: skip
+    body_min_rate: int = Field(
+        default=16 * 1024, ge=1, description="bytes per second a slow body must keep up"
+    )
+    body_buffer_bytes: int = Field(
+        default=256 * MiB, ge=64 * 1024,
+        description="request body bytes held at once by all requests of a worker",
+    )  # fmt: skip
+    body_buffer_wait: float = Field(
+        default=2.0, ge=0, le=60, description="seconds a body waits for buffer room; then 503"
+    )
 
     metrics_dir: Path | None = Field(
         default=None,
@@ -92,6 +125,26 @@ class Settings(BaseSettings):
 
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_from_file(cls, data: Any) -> Any:
+        # The token never needs to be on a command line (where `ps` shows it): a file will do.
+        if (
+            not isinstance(data, dict)
+            or data.get("upload_token")
+            or not data.get("upload_token_file")
+        ):
+            return data
+        path = Path(data["upload_token_file"])
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"upload_token_file {str(path)!r}: {exc}") from None
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise ValueError(f"upload_token_file {str(path)!r} is empty")
+        return {**data, "upload_token": token}
 
     @field_validator("cors_origins", "providers", mode="before")
     @classmethod
