@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import struct
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -131,6 +132,14 @@ class _SafeUnpickler(pickle._Unpickler):
             raise ModelFormatError("pickle creates an object of a type that is not allowed")
         self.append(JoblibArray())
 
+    def _load_bytearray8(self) -> None:
+        # pickle's own handler allocates the declared size first: 20 bytes could ask for 1 TB.
+        (size,) = struct.unpack("<Q", self.read(8))
+        data = self.read(size)  # at most what the stream holds
+        if len(data) != size:
+            raise ModelFormatError(f"pickle: a bytearray of {size} bytes is truncated")
+        self.append(bytearray(data))
+
     def _refuse(self) -> None:
         raise ModelFormatError(
             "pickle uses an opcode that can create arbitrary objects, which is not allowed"
@@ -139,6 +148,7 @@ class _SafeUnpickler(pickle._Unpickler):
 
 _SafeUnpickler.dispatch[pickle.BUILD[0]] = _SafeUnpickler._load_build  # type: ignore[assignment]
 _SafeUnpickler.dispatch[pickle.NEWOBJ[0]] = _SafeUnpickler._load_newobj  # type: ignore[assignment]
+_SafeUnpickler.dispatch[pickle.BYTEARRAY8[0]] = _SafeUnpickler._load_bytearray8  # type: ignore[assignment]
 for _opcode in (pickle.INST, pickle.OBJ, pickle.NEWOBJ_EX, pickle.EXT1, pickle.EXT2, pickle.EXT4):
     _SafeUnpickler.dispatch[_opcode[0]] = _SafeUnpickler._refuse  # type: ignore[assignment]
 
@@ -228,6 +238,8 @@ def safe_loads(
         raise
     except (pickle.UnpicklingError, EOFError) as exc:
         raise ModelFormatError(f"{what}: not a readable pickle ({exc or 'truncated'})") from None
+    except struct.error:  # a fixed-size argument (BININT, BINFLOAT, FRAME, ...) cut short
+        raise ModelFormatError(f"{what}: not a readable pickle (truncated)") from None
     except (TypeError, ValueError, AttributeError, IndexError, KeyError, OverflowError) as exc:
         # The stand-ins validate their arguments; these come from malformed opcode sequences
         # (e.g. calling a number, popping an empty stack, an unhashable dict key).
