@@ -11,7 +11,8 @@ maps them to exit codes. Nothing else decides how an error is reported.
     │   ├── ImageDecodeError          empty, truncated or non-image bytes                400
     │   ├── UnsupportedMediaError     a content type or image format we do not take      415
     │   ├── ParameterError            a parameter out of range or of the wrong type      422
-    │   └── TooLargeError             bytes, pixels or model size over a limit           413
+    │   ├── TooLargeError             bytes, pixels or model size over a limit           413
+    │   └── RequestTimeoutError       a request body too slow to arrive                  408
     ├── ModelError                  anything about a model
     │   ├── ModelNotFoundError        no model with that id                              404
     │   ├── ModelFormatError          a model file we cannot read (or refuse to read)    422
@@ -41,6 +42,7 @@ __all__ = [
     "ParameterError",
     "ProviderError",
     "RateLimitedError",
+    "RequestTimeoutError",
     "TooLargeError",
     "UnsupportedMediaError",
 ]
@@ -102,6 +104,13 @@ class TooLargeError(InputError):
         super().__init__(message)
         self.limit = limit
         self.unit = unit
+
+
+class RequestTimeoutError(InputError):
+    """The request's body did not arrive in time (a stalled or trickling client)."""
+
+    status = 408
+    code = "request-timeout"
 
 
 class ModelError(FacefaasError):

@@ -27,8 +27,25 @@ __all__ = ["serve"]
 @click.option("--inference-threads", type=int, help="Images processed at once per worker.")
 @click.option("--queue-size", type=int, help="Requests waiting beyond those; then 503 [16].")
 @click.option("--rate-limit", help="Per client or key, e.g. '600/minute'; '' for none.")
-@click.option("--upload-token", help="Require this token to upload models.")
-@click.option("--cors-origin", "cors_origins", multiple=True, help="Allowed origin (repeat) ['*'].")
+@click.option(
+    "--upload-token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Require the token in this file's first line to upload models "
+    "[FACEFAAS_UPLOAD_TOKEN_FILE; or the token in FACEFAAS_UPLOAD_TOKEN].",
+)
+@click.option(
+    "--cors-origin", "cors_origins", multiple=True, help="Origin whose pages may call (repeat)."
+)
+@click.option("--max-connections", type=int, help="Open connections per worker; then 503 [256].")
+@click.option("--header-timeout", type=float, help="Seconds to send a request's headers [10].")
+@click.option("--keep-alive-timeout", type=float, help="Seconds an idle connection stays [5].")
+@click.option(
+    "--body-timeout", type=float, help="Seconds a body may take, +1 s per --body-min-rate [20]."
+)
+@click.option("--body-min-rate", type=int, help="Bytes/s a slow body must keep up [16384].")
+@click.option(
+    "--body-buffer-bytes", type=int, help="Body bytes held at once per worker; then 503 [256 MiB]."
+)
 @click.option("--provider", "providers", multiple=True, help="ONNX Runtime provider (repeat).")
 @click.option("--log-format", type=click.Choice(["json", "text"]), help="Log lines [json].")
 @click.option(

@@ -23,6 +23,7 @@ from starlette.types import Scope
 
 from facefaas._version import __version__
 from facefaas.server.apidocs import install_api_docs
+from facefaas.server.edge_limits import BodyBudget, EdgeLimitsMiddleware
 from facefaas.server.problems import install_problem_handlers
 from facefaas.server.requestlog import (
     REQUEST_ID_HEADER,
@@ -30,6 +31,7 @@ from facefaas.server.requestlog import (
     configure_logging,
 )
 from facefaas.server.routes import models, ops, run, seed
+from facefaas.server.security_headers import SecurityHeadersMiddleware
 from facefaas.server.service import Service
 from facefaas.settings import Settings
 
@@ -107,15 +109,27 @@ def create_app(settings: Settings | None = None, *, reconcile: bool | None = Non
     # Last: the page at / must not shadow any route. Missing files are 404 problems.
     page = _Page(app.router.routes, directory=STATIC_DIR, html=True, check_dir=False)
     app.mount("/", page, name="static")
+    # Outermost last: request ids and the access line, security headers, body limits, CORS.
     if settings.cors_origins:
+        # Keys travel in headers, never in cookies: no credentials mode, whatever the origins.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=_KEY_HEADERS,
             expose_headers=_EXPOSED_HEADERS,
+            allow_credentials=False,
             max_age=600,
         )
+    app.add_middleware(
+        EdgeLimitsMiddleware,
+        body_timeout=settings.body_timeout,
+        body_min_rate=settings.body_min_rate,
+        budget=BodyBudget(settings.body_buffer_bytes),
+        budget_wait=settings.body_buffer_wait,
+        retry_after=settings.retry_after,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, observer=service.metrics)
     return app
 

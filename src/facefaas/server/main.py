@@ -12,45 +12,67 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from facefaas.settings import Settings
 
-__all__ = ["serve"]
+if TYPE_CHECKING:
+    from facefaas.server.http_protocol import EdgeConfig
+
+__all__ = ["edge_config", "serve"]
 
 log = logging.getLogger(__name__)
 
 _GRACEFUL_SHUTDOWN_SECONDS = 10
+_STARTUP_FAILURE = 3  # uvicorn's exit status when the app does not start
 
 
 def serve(settings: Settings) -> None:
     """Serve until interrupted (blocking)."""
-    import uvicorn
+    from uvicorn import Server
+    from uvicorn.supervisors import Multiprocess
 
     from facefaas.server.requestlog import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
-    common = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_config": None,
-        "access_log": False,  # our middleware writes one access line per request, with its id
-        "timeout_graceful_shutdown": _GRACEFUL_SHUTDOWN_SECONDS,
-        "server_header": False,
-    }
+    # Files the service writes (registry, model store, metrics) are for this user alone.
+    os.umask(0o077)
     if settings.workers == 1:
         from facefaas.server.app import create_app
 
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        server = Server(edge_config(settings, create_app(settings)))
+        server.run()
+        if not server.started:
+            raise SystemExit(_STARTUP_FAILURE)
         return
     settings = _prepare_workers(settings)
     os.environ.update(settings.to_env())
     # prometheus_client reads this name, in each worker, when it is imported.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.metrics_dir)
-    uvicorn.run(
-        "facefaas.server.app:create_app_from_env",
-        factory=True,
-        workers=settings.workers,
-        **common,  # type: ignore[arg-type]
+    config = edge_config(
+        settings, "facefaas.server.app:create_app_from_env", factory=True, workers=settings.workers
+    )
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def edge_config(settings: Settings, app: Any, **kwargs: Any) -> EdgeConfig:
+    """The uvicorn configuration of ``app`` under ``settings``: address, timeouts, limits."""
+    from facefaas.server.http_protocol import EdgeConfig
+
+    return EdgeConfig(
+        app,
+        header_timeout=settings.header_timeout,
+        max_connections=settings.max_connections,
+        retry_after=settings.retry_after,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,  # our middleware writes one access line per request, with its id
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        backlog=settings.max_connections,
+        server_header=False,
+        **kwargs,
     )
 
 
@@ -63,7 +85,7 @@ def _prepare_workers(settings: Settings) -> Settings:
     finally:
         registry.close()
     metrics_dir = settings.metrics_dir or Path(tempfile.mkdtemp(prefix="facefaas-metrics-"))
-    metrics_dir.mkdir(parents=True, exist_ok=True)
+    metrics_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     for stale in metrics_dir.glob("*.db"):  # samples of an earlier run's workers
         stale.unlink()
     log.info("%d workers; metrics collected in %s", settings.workers, metrics_dir)
