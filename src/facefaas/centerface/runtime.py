@@ -41,6 +41,11 @@ F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
 
 _IN_FLIGHT = 2  # detect_many: one image's serial steps overlap the other's network run
+# ONNX Runtime's memory arena keeps the largest buffers a session ever needed for the life of the
+# process; without it a 0.7-Mpx photo runs ~2x slower (fresh pages every run). A network input
+# above this many pixels gives its buffers back after the run: a 14-Mpx photo peaks at ~2.9 GB
+# and leaves ~0.9 GB instead of ~3 GB.
+_SHRINK_PIXELS = 4_000_000
 
 
 class Maps(NamedTuple):
@@ -131,6 +136,8 @@ class CenterFace:
             raise ProviderError(f"{chosen[0]} was requested but ONNX Runtime uses {active[0]}")
         self.provider: str = active[0]
         self._input = self._session.get_inputs()[0].name
+        self._shrink = ort.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             _IN_FLIGHT, thread_name_prefix="facefaas-centerface"
         )
@@ -147,7 +154,9 @@ class CenterFace:
         height, width = rgb.shape[:2]
         net_width, net_height = network_size(width, height, input_size)
         heatmap, scale, offset, landmarks = self._session.run(
-            None, {self._input: to_blob(rgb, net_width, net_height)}
+            None,
+            {self._input: to_blob(rgb, net_width, net_height)},
+            self._shrink if net_width * net_height > _SHRINK_PIXELS else None,
         )
         return Maps(
             heatmap[0, 0],
