@@ -66,7 +66,7 @@ from facefaas.errors import (
     UnsupportedMediaError,
 )
 
-__all__ = ["DEFAULT_MAX_PIXELS", "DecodedImage", "load_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "DecodedImage", "image_size", "load_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -440,3 +440,26 @@ def _frozen(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     pixels = np.ascontiguousarray(pixels)
     pixels.flags.writeable = False
     return pixels
+
+
+def image_size(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` of encoded image bytes, read from the header alone (no pixels are
+    decoded), as stored: EXIF orientation may swap them, which changes no cost.
+
+    Raises:
+        ImageDecodeError: not an image we can read.
+        TooLargeError: over ``max_pixels``.
+    """
+    Image.init()
+    formats = tuple(f for f in Image.ID if f not in _REFUSED_FORMATS)
+    try:
+        with _quiet_bomb_warnings(), Image.open(io.BytesIO(data), formats=formats) as im:
+            width, height = im.size
+    except UnidentifiedImageError:
+        raise ImageDecodeError("the data is not in a recognised image format") from None
+    except Image.DecompressionBombError as exc:
+        raise _pillow_bomb_error(max_pixels) from exc
+    except _PILLOW_ERRORS as exc:
+        raise ImageDecodeError(f"cannot read the image header: corrupt ({exc})") from exc
+    _check_pixels(width, height, max_pixels)
+    return width, height

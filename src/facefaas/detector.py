@@ -13,11 +13,13 @@ from facefaas.errors import ModelError, ParameterError
 from facefaas.faces import Faces
 from facefaas.models.builtin import DEFAULT_MODEL
 from facefaas.models.resolve import ModelRef, Resolver, resolve_model
-from facefaas.mtcnn.pipeline import normalize, run_cascade
+from facefaas.mtcnn.pipeline import never_stop, normalize, run_cascade
 from facefaas.params import DetectionParams
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
+
+    from facefaas.deadline import Deadline
 
 __all__ = ["Detector", "ModelRef", "detect"]
 
@@ -142,10 +144,14 @@ class Detector:
         params: DetectionParams | None = None,
         *,
         channels: str = "rgb",
+        deadline: Deadline | None = None,
         **overrides: Any,
     ) -> Faces:
-        """Same as calling the detector."""
-        return self._detect_one(image, channels, self.resolve_params(params, overrides))
+        """Same as calling the detector; ``deadline`` (a :class:`~facefaas.deadline.Deadline`)
+        is checked between the cascade's steps and stops it (``DeadlineExceededError``,
+        ``CancelledError``) when it passes or is cancelled."""
+        resolved = self.resolve_params(params, overrides)
+        return self._detect_one(image, channels, resolved, deadline)
 
     def detect_batch(
         self,
@@ -176,15 +182,22 @@ class Detector:
         finally:  # after an error, images not yet started are dropped
             pool.shutdown(cancel_futures=True)
 
-    def _detect_one(self, image: Any, channels: str, params: DetectionParams) -> Faces:
+    def _detect_one(
+        self,
+        image: Any,
+        channels: str,
+        params: DetectionParams,
+        deadline: Deadline | None = None,
+    ) -> Faces:
         from facefaas.decode import load_image
 
         if self._closed:
             raise ModelError(f"the detector of {self.manifest.name!r} is closed")
         rgb = load_image(image, channels=channels).pixels  # type: ignore[arg-type]
         height, width = rgb.shape[:2]
+        check = deadline.check if deadline is not None else never_stop
         found = run_cascade(
-            normalize(rgb), self._ops, params, refine_landmarks=self.refine_landmarks
+            normalize(rgb), self._ops, params, refine_landmarks=self.refine_landmarks, check=check
         )
         return Faces(found.boxes, found.scores, found.landmarks, width=width, height=height)
 

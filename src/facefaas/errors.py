@@ -11,26 +11,38 @@ maps them to exit codes. Nothing else decides how an error is reported.
     │   ├── ImageDecodeError          empty, truncated or non-image bytes                400
     │   ├── UnsupportedMediaError     a content type or image format we do not take      415
     │   ├── ParameterError            a parameter out of range or of the wrong type      422
+    │   │   └── CostLimitError          the estimated cost is over the per-request limit   422
     │   ├── TooLargeError             bytes, pixels or model size over a limit           413
-    │   └── RequestTimeoutError       a request body too slow to arrive                  408
+    │   ├── RequestTimeoutError       a request body too slow to arrive                  408
+    │   └── IdempotencyKeyReusedError an Idempotency-Key sent again with another request 422
     ├── ModelError                  anything about a model
     │   ├── ModelNotFoundError        no model with that id                              404
     │   ├── ModelFormatError          a model file we cannot read (or refuse to read)    422
     │   ├── ModelValidationError      readable, but not an MTCNN we can run              422
     │   └── ModelConflictError        the id is taken / the change conflicts             409
+    │       └── IdempotencyConflictError  the same Idempotency-Key is still in progress  409
     ├── ProviderError               an execution provider asked for is not available     500
     ├── AuthError                   missing or wrong key                                 401
     │   └── ForbiddenError            a valid key that may not do this                   403
+    │       └── QuotaExceededError          over the uploader's quota of models or bytes   403
     ├── RateLimitedError            too many requests for this client                    429
+    ├── DeadlineExceededError       the request's deadline passed before it finished     504
+    ├── StorageFullError            the uploaded models' total storage cap is reached    507
     └── OverloadedError             the inference queue is full / not ready              503
+        └── CancelledError            stopped: the client left or the server is draining 503
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "CancelledError",
+    "CostLimitError",
+    "DeadlineExceededError",
     "FacefaasError",
     "ForbiddenError",
+    "IdempotencyConflictError",
+    "IdempotencyKeyReusedError",
     "ImageDecodeError",
     "InputError",
     "ModelConflictError",
@@ -41,8 +53,10 @@ __all__ = [
     "OverloadedError",
     "ParameterError",
     "ProviderError",
+    "QuotaExceededError",
     "RateLimitedError",
     "RequestTimeoutError",
+    "StorageFullError",
     "TooLargeError",
     "UnsupportedMediaError",
 ]
@@ -113,6 +127,24 @@ class RequestTimeoutError(InputError):
     code = "request-timeout"
 
 
+class CostLimitError(ParameterError):
+    """A request whose estimated cost is over the per-request limit.
+
+    ``estimate`` is the cost estimate as a JSON-ready dict; ``limit`` and ``unit`` the limit.
+    """
+
+    status = 422
+    code = "over-cost-limit"
+
+    def __init__(
+        self, message: str, *, estimate: dict[str, float | int], limit: int, unit: str = "bytes"
+    ) -> None:
+        super().__init__(message)
+        self.estimate = estimate
+        self.limit = limit
+        self.unit = unit
+
+
 class ModelError(FacefaasError):
     """Something is wrong with a model."""
 
@@ -181,11 +213,75 @@ class RateLimitedError(FacefaasError):
 
 
 class OverloadedError(FacefaasError):
-    """The server cannot take the request now; ``retry_after`` is in seconds."""
+    """The server cannot take the request now; ``retry_after`` is in seconds (what the
+    ``Retry-After`` header says, whole seconds, at least the server's floor) and
+    ``retry_after_ms`` the expected wait in milliseconds, when known."""
 
     status = 503
     code = "overloaded"
 
+    def __init__(
+        self, message: str, *, retry_after: float = 1.0, retry_after_ms: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.retry_after_ms = retry_after * 1000 if retry_after_ms is None else retry_after_ms
+
+
+class DeadlineExceededError(FacefaasError):
+    """The request's deadline passed before its work finished; the work was stopped."""
+
+    status = 504
+    code = "deadline-exceeded"
+
+
+class CancelledError(OverloadedError):
+    """The work was stopped before it finished: its client went away, or the server is
+    shutting down and could not finish it within its grace period."""
+
+    code = "cancelled"
+
+
+class IdempotencyKeyReusedError(InputError):
+    """An ``Idempotency-Key`` already used for a different request (other files or fields)."""
+
+    status = 422
+    code = "idempotency-key-reused"
+
+
+class IdempotencyConflictError(ModelConflictError):
+    """A request with the same ``Idempotency-Key`` is still in progress; retry after it."""
+
+    code = "idempotency-in-progress"
+
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class QuotaExceededError(ForbiddenError):
+    """The uploader already keeps as many models, or bytes of models, as it may.
+
+    ``limit`` is the quota and ``unit`` what it counts (``"models"``, ``"bytes"``).
+    """
+
+    status = 403
+    code = "quota-exceeded"
+
+    def __init__(self, message: str, *, limit: int, unit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.unit = unit
+
+
+class StorageFullError(FacefaasError):
+    """All uploaded models together are at the server's storage cap (``limit`` bytes): no new
+    model fits until some are deleted. Not the uploader's fault, so not a 4xx."""
+
+    status = 507
+    code = "storage-full"
+
+    def __init__(self, message: str, *, limit: int, unit: str = "bytes") -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.unit = unit

@@ -67,7 +67,9 @@ class DetectionRequest:
     ``function`` with ``output`` options.
 
     ``max_faces`` keeps the largest N faces (``None``: all); ``score_threshold`` drops faces
-    scoring below it (0..1).
+    scoring below it (0..1). ``fit``: when the image's estimated cost is over the service's
+    per-request limit, scale it down until it fits instead of refusing it (faces are still
+    given in the original image's coordinates).
     """
 
     function: Function
@@ -75,6 +77,7 @@ class DetectionRequest:
     max_faces: int | None = None
     score_threshold: float = 0.0
     output: OutputOptions = field(default_factory=OutputOptions)
+    fit: bool = False
 
     def used_parameters(self) -> dict[str, Any]:
         """The detection parameters and filter as they were applied (for JSON answers)."""

@@ -75,15 +75,84 @@ class Settings(BaseSettings):
         default=16, ge=0, le=10_000, description="requests waiting beyond the threads"
     )
     retry_after: int = Field(default=1, ge=1, le=3600, description="Retry-After sent with a 503")
+    max_request_bytes: int = Field(
+        default=1024 * MiB,
+        ge=16 * MiB,
+        description="largest estimated peak memory of one image's detection (facefaas.cost); "
+        "over it a request is a 422 with its estimate, unless it asks fit=true",
+    )
+    memory_budget: int = Field(
+        default=2048 * MiB,
+        ge=64 * MiB,
+        description="memory the service may use: admitted requests' estimates share what the "
+        "loaded models leave of it (reserve_bytes)",
+    )
+    reserve_bytes: int = Field(
+        default=512 * MiB,
+        ge=0,
+        description="part of memory_budget kept for the process itself (models, sessions, Python)",
+    )
+    request_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="deadline of a request's work from its arrival, seconds (504 past it)",
+    )
+    drain_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        le=600,
+        description="on SIGTERM, how long work in flight may go on; then it is answered 503",
+    )
     model_cache_size: int = Field(default=8, ge=1, le=1000, description="detectors kept loaded")
     providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    rate_limit: str = Field(default="600/minute", description="per client or key; '' turns it off")
+    rate_limit: str = Field(
+        default="600/minute",
+        description="per client address (and per key once verified, see key_rate_limit); "
+        "'' turns rate limiting off",
+    )
+    key_rate_limit: str | None = Field(
+        default=None,
+        description="per verified key (a key that opens the model it calls); default: rate_limit",
+    )
     upload_token: SecretStr | None = Field(
         default=None, description="token needed to upload models (from the environment only)"
     )
     upload_token_file: Path | None = Field(
         default=None, description="file whose first line is the upload token, if none is given"
+    )
+    # Uploads (server/imports.py, server/uploads.py).
+    open_uploads: bool = Field(
+        default=False,
+        description="anyone may upload without the upload token, even when bound to a "
+        "non-loopback address (a loopback-bound server without a token is always open)",
+    )
+    upload_quota_models: int = Field(
+        default=20, ge=0, description="models one uploader (token or client address) may keep"
+    )
+    upload_quota_bytes: int = Field(
+        default=512 * MiB, ge=0, description="bytes of model files one uploader may keep"
+    )
+    storage_bytes: int = Field(
+        default=4096 * MiB, ge=0, description="bytes of all uploaded models' files (507 past it)"
+    )
+    import_workers: int = Field(
+        default=2, ge=1, le=64, description="model imports at once, each in a process of its own"
+    )
+    import_queue_size: int = Field(
+        default=4, ge=0, le=1000, description="imports waiting beyond those (then 503)"
+    )
+    import_cpu_seconds: int = Field(
+        default=30, ge=1, le=3600, description="CPU seconds one import may use (413 past it)"
+    )
+    import_memory_bytes: int = Field(
+        default=1024 * MiB,
+        ge=64 * MiB,
+        description="address space one import process may use (413 past it)",
+    )
+    import_wall_seconds: float = Field(
+        default=120.0, gt=0, le=3600, description="wall-clock seconds of one import (503 past it)"
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="origins whose pages may call the API; none by default"
@@ -151,9 +220,11 @@ class Settings(BaseSettings):
     def _lists_from_text(cls, value: Any) -> Any:
         return _split_list(value)
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "key_rate_limit")
     @classmethod
-    def _valid_rate_limit(cls, value: str) -> str:
+    def _valid_rate_limit(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         text = value.strip()
         if text:
             from limits import parse_many

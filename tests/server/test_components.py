@@ -126,9 +126,21 @@ def test_rate_limiter_counts_per_client() -> None:
     assert 1 <= raised.value.retry_after <= 60
     limiter.hit("ip:2")
     assert not RateLimiter("").enabled
-    key_a = RateLimiter.client_id(["secret-key"], "1.2.3.4")
+    key_a = RateLimiter.key_id("secret-key")
     assert key_a.startswith("key:") and "secret" not in key_a
-    assert RateLimiter.client_id([], "1.2.3.4") == "ip:1.2.3.4"
+    assert RateLimiter.address_id("1.2.3.4") == "ip:1.2.3.4"
+
+
+def test_verified_keys_have_their_own_limit() -> None:
+    limiter = RateLimiter("1/minute", "3/minute")
+    limiter.hit("ip:1")
+    with pytest.raises(RateLimitedError):
+        limiter.hit("ip:1")
+    key = RateLimiter.key_id("ffu_k")
+    for _ in range(3):
+        limiter.hit(key)
+    with pytest.raises(RateLimitedError):
+        limiter.hit(key)
 
 
 def test_usage_buffer_sums_and_drains() -> None:

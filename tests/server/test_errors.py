@@ -238,13 +238,15 @@ def test_full_inference_queue_is_503_with_retry_after(
     server: LiveServer, http: httpx.Client, blank_png: bytes
 ) -> None:
     pool = server.service.pool
-    pool.pending = pool.capacity  # as if every thread and queue place were taken
+    queue_size = pool.queue_size
+    pool.running, pool.queue_size = pool.threads, 0  # every thread busy, no place to wait
     try:
         response = http.post("/api/run/mtcnn/detect", content=blank_png)
     finally:
-        pool.pending = 0
+        pool.running, pool.queue_size = 0, queue_size
     body = assert_problem(response, 503, "overloaded")
     assert response.headers["retry-after"] == "1" and body["retry_after"] == 1
+    assert 0 < body["retry_after_ms"] == int(response.headers["retry-after-ms"])
     assert http.post("/api/run/mtcnn/detect", content=blank_png).status_code == 200
 
 

@@ -184,8 +184,8 @@ def _remote_backend(
             f"--remote needs the HTTP client, which failed to import: {exc}"
         ) from None
     client = Client(url, api_key=api_key)
-    extra = {"model": model} if model else {}
-    return (lambda data, decoded: client.detect(data, **extra, **given)), client
+    chosen = model or "mtcnn"
+    return (lambda data, decoded: client.detect(data, model=chosen, **given)), client
 
 
 @click.command(epilog=_EXAMPLES)

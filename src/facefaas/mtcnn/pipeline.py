@@ -9,7 +9,7 @@ sessions in practice (:mod:`facefaas.runtime.sessions`), or the NumPy reference
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,27 +36,42 @@ __all__ = [
 F32 = npt.NDArray[np.float32]
 
 
+Check = Callable[[], None]
+"""Called between steps; raises to stop the work (:meth:`facefaas.deadline.Deadline.check`)."""
+
+
+def never_stop() -> None:
+    """A :data:`Check` that never stops the work."""
+
+
 class CascadeOps(Protocol):
     """The heavy steps of the cascade, implemented by a runtime (ONNX Runtime in practice).
 
-    ``source`` is the whole normalised image, planar ``(1, 3, H, W)`` float32.
+    ``source`` is the whole normalised image, planar ``(1, 3, H, W)`` float32. ``check`` is
+    called before each piece of work (a P-Net band, a chunk of crops) and may raise to stop.
     """
 
-    def pnet(self, source: F32, sizes: Sequence[tuple[int, int]]) -> list[tuple[F32, F32]]:
+    def pnet(
+        self, source: F32, sizes: Sequence[tuple[int, int]], check: Check = never_stop
+    ) -> list[tuple[F32, F32]]:
         """P-Net on ``source`` resized (legacy bilinear) to each ``(height, width)``: per level,
         face probability ``(h, w)`` and offsets ``(4, h, w)``."""
         ...
 
-    def rnet(self, source: F32, boxes: F32) -> tuple[F32, F32]:
+    def rnet(self, source: F32, boxes: F32, check: Check = never_stop) -> tuple[F32, F32]:
         """R-Net on 24x24 CropAndResize crops of ``boxes``: probability ``(n,)``,
         offsets ``(n, 4)``."""
         ...
 
-    def onet(self, source: F32, boxes: F32) -> tuple[F32, F32, F32]:
+    def onet(
+        self, source: F32, boxes: F32, check: Check = never_stop
+    ) -> tuple[F32, F32, F32]:
         """O-Net on 48x48 crops: probability ``(n,)``, offsets ``(n, 4)``, landmarks ``(n, 10)``."""
         ...
 
-    def lnet(self, source: F32, points: F32, patch_sizes: F32) -> F32:
+    def lnet(
+        self, source: F32, points: F32, patch_sizes: F32, check: Check = never_stop
+    ) -> F32:
         """LNet on 24x24 crops of :func:`facefaas.mtcnn.lnet.patch_boxes` around ``points
         (n, 5, 2)`` with sides ``patch_sizes (n,)``: fractions ``(n, 10)`` ``(x1..x5, y1..y5)``."""
         ...
@@ -102,12 +117,14 @@ def pyramid_sizes(height: int, width: int, params: DetectionParams) -> list[tupl
     return levels
 
 
-def pnet_stage(source: F32, ops: CascadeOps, params: DetectionParams) -> tuple[F32, F32]:
+def pnet_stage(
+    source: F32, ops: CascadeOps, params: DetectionParams, check: Check = never_stop
+) -> tuple[F32, F32]:
     """Candidate boxes (squared, in pixels) and their P-Net scores."""
     _, _, height, width = source.shape
     all_boxes, all_scores, all_offsets = [], [], []
     levels = pyramid_sizes(height, width, params)
-    outputs = ops.pnet(source, [(h, w) for _, h, w in levels])
+    outputs = ops.pnet(source, [(h, w) for _, h, w in levels], check)
     for (scale, _, _), (prob, reg) in zip(levels, outputs, strict=True):
         boxes, scores, offsets = pnet_candidates(prob, reg, scale, params.thresholds[0])
         keep = ops.nms(boxes, scores, float(C.NMS_PNET_SCALE), C.NMS_MAX_OUTPUT)
@@ -124,23 +141,25 @@ def pnet_stage(source: F32, ops: CascadeOps, params: DetectionParams) -> tuple[F
 
 
 def rnet_stage(
-    source: F32, boxes: F32, ops: CascadeOps, params: DetectionParams
+    source: F32, boxes: F32, ops: CascadeOps, params: DetectionParams, check: Check = never_stop
 ) -> tuple[F32, F32]:
     """Refined, squared boxes and R-Net scores."""
     if len(boxes) == 0:
         return boxes, np.zeros(0, np.float32)
-    prob, offsets = ops.rnet(source, boxes)
+    prob, offsets = ops.rnet(source, boxes, check)
     mask = prob > np.float32(params.thresholds[1])
     boxes, prob, offsets = boxes[mask], prob[mask], offsets[mask]
     keep = ops.nms(boxes, prob, float(C.NMS_RNET), C.NMS_MAX_OUTPUT)
     return square(regress(boxes[keep], offsets[keep])), prob[keep]
 
 
-def onet_stage(source: F32, boxes: F32, ops: CascadeOps, params: DetectionParams) -> Detections:
+def onet_stage(
+    source: F32, boxes: F32, ops: CascadeOps, params: DetectionParams, check: Check = never_stop
+) -> Detections:
     """Final boxes, scores and landmarks."""
     if len(boxes) == 0:
         return Detections.empty()
-    prob, offsets, marks = ops.onet(source, boxes)
+    prob, offsets, marks = ops.onet(source, boxes, check)
     mask = prob > np.float32(params.thresholds[2])
     boxes, prob, offsets, marks = boxes[mask], prob[mask], offsets[mask], marks[mask]
     landmarks = landmarks_in_box(boxes, marks)
@@ -149,21 +168,33 @@ def onet_stage(source: F32, boxes: F32, ops: CascadeOps, params: DetectionParams
     return Detections(boxes[keep], prob[keep], landmarks[keep])
 
 
-def lnet_stage(source: F32, found: Detections, ops: CascadeOps) -> Detections:
+def lnet_stage(
+    source: F32, found: Detections, ops: CascadeOps, check: Check = never_stop
+) -> Detections:
     """``found`` with its landmarks refined by LNet (boxes and scores unchanged)."""
     if len(found.boxes) == 0:
         return found
     sizes = patch_sizes(found.boxes)
-    fractions = ops.lnet(source, found.landmarks, sizes)
+    fractions = ops.lnet(source, found.landmarks, sizes, check)
     return Detections(found.boxes, found.scores, refine_points(found.landmarks, fractions, sizes))
 
 
 def run_cascade(
-    source: F32, ops: CascadeOps, params: DetectionParams, *, refine_landmarks: bool = False
+    source: F32,
+    ops: CascadeOps,
+    params: DetectionParams,
+    *,
+    refine_landmarks: bool = False,
+    check: Check = never_stop,
 ) -> Detections:
     """The whole cascade on a normalised planar image ``(1, 3, H, W)``; with
-    ``refine_landmarks``, LNet refines the landmarks after O-Net (``ops`` must have LNet)."""
-    boxes, _ = pnet_stage(source, ops, params)
-    boxes, _ = rnet_stage(source, boxes, ops, params)
-    found = onet_stage(source, boxes, ops, params)
-    return lnet_stage(source, found, ops) if refine_landmarks else found
+    ``refine_landmarks``, LNet refines the landmarks after O-Net (``ops`` must have LNet).
+    ``check`` runs between stages and inside them; whatever it raises stops the cascade."""
+    check()
+    boxes, _ = pnet_stage(source, ops, params, check)
+    check()
+    boxes, _ = rnet_stage(source, boxes, ops, params, check)
+    check()
+    found = onet_stage(source, boxes, ops, params, check)
+    check()
+    return lnet_stage(source, found, ops, check) if refine_landmarks else found

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from facefaas.mtcnn.constants import ONET_SIDE, RNET_SIDE
 from facefaas.mtcnn.lnet import LNET_SIDE, patch_boxes
 from facefaas.mtcnn.nms import nms
+from facefaas.mtcnn.pipeline import Check, never_stop
 from facefaas.mtcnn.sampling import crop_and_resize, resize_bilinear
 
 __all__ = ["ReferenceCascade"]
@@ -36,26 +37,36 @@ class ReferenceCascade:
             if net in networks
         }
 
-    def pnet(self, source: F32, sizes: Sequence[tuple[int, int]]) -> list[tuple[F32, F32]]:
+    def pnet(
+        self, source: F32, sizes: Sequence[tuple[int, int]], check: Check = never_stop
+    ) -> list[tuple[F32, F32]]:
         outputs = []
         for height, width in sizes:
+            check()
             level = resize_bilinear(source[0], height, width)
             prob, reg = self._sessions["pnet"].run(None, {"image": level[None]})
             outputs.append((prob[0, 1], reg[0]))
         return outputs
 
-    def rnet(self, source: F32, boxes: F32) -> tuple[F32, F32]:
+    def rnet(self, source: F32, boxes: F32, check: Check = never_stop) -> tuple[F32, F32]:
+        check()
         prob, reg = self._sessions["rnet"].run(
             None, {"image": crop_and_resize(source[0], boxes, RNET_SIDE)}
         )
         return prob[:, 1], reg
 
-    def onet(self, source: F32, boxes: F32) -> tuple[F32, F32, F32]:
+    def onet(
+        self, source: F32, boxes: F32, check: Check = never_stop
+    ) -> tuple[F32, F32, F32]:
+        check()
         crops = crop_and_resize(source[0], boxes, ONET_SIDE)
         prob, reg, landmarks = self._sessions["onet"].run(None, {"image": crops})
         return prob[:, 1], reg, landmarks
 
-    def lnet(self, source: F32, points: F32, patch_sizes: F32) -> F32:
+    def lnet(
+        self, source: F32, points: F32, patch_sizes: F32, check: Check = never_stop
+    ) -> F32:
+        check()
         crops = crop_and_resize(source[0], patch_boxes(points, patch_sizes), LNET_SIDE)
         stacked = crops.reshape(len(points), -1, LNET_SIDE, LNET_SIDE)
         (fractions,) = self._sessions["lnet"].run(None, {"image": stacked})

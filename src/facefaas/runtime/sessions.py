@@ -19,6 +19,7 @@ import numpy.typing as npt
 from facefaas.errors import ModelValidationError, ParameterError, ProviderError
 from facefaas.mtcnn.constants import ONET_SIDE, RNET_SIDE
 from facefaas.mtcnn.lnet import LNET_SIDE, patch_boxes
+from facefaas.mtcnn.pipeline import Check, never_stop
 from facefaas.runtime import graphs
 from facefaas.runtime.providers import resolve_providers
 
@@ -153,18 +154,25 @@ class OnnxCascade:
             return [fn(item) for item in items]
         return list(self._pool.map(fn, items))
 
-    def pnet(self, source: F32, sizes: Sequence[tuple[int, int]]) -> list[tuple[F32, F32]]:
+    def pnet(
+        self, source: F32, sizes: Sequence[tuple[int, int]], check: Check = never_stop
+    ) -> list[tuple[F32, F32]]:
         """P-Net on every level. Large levels run a band of output rows at a time, so that
         their activations (hundreds of MB for a 14-Mpx photo) never exist all at once: they are
         resized first, side by side, then the bands of every large level and the small levels
         (resize and P-Net in one run each) form one list of tasks for the pool, largest first,
-        so that no core waits at the end of a level.
+        so that no core waits at the end of a level. ``check`` runs before every resize and
+        band, so a stopped request gives its cores back within one band.
 
         Output row ``i`` sees level rows ``2i .. 2i + 11`` (conv3x3, pool 2/2, conv3x3, conv3x3);
         bands start on even rows so the pooling grid is the whole level's: the result is the same.
         """
         large = [i for i, (h, w) in enumerate(sizes) if h * w > _BAND_LEVEL_PIXELS]
-        resized = self._map(lambda i: self._resize(source, sizes[i]), large)
+        def resize(i: int) -> F32:
+            check()
+            return self._resize(source, sizes[i])
+
+        resized = self._map(resize, large)
         levels = dict(zip(large, resized, strict=True))
         tasks: list[tuple[int, int, int]] = []  # (level, first and last output row); 0, 0: all
         for i in large:
@@ -175,6 +183,7 @@ class OnnxCascade:
         tasks += [(i, 0, 0) for i in range(len(sizes)) if i not in levels]  # pyramid order
 
         def run(task: tuple[int, int, int]) -> list[F32]:
+            check()
             i, start, stop = task
             if i in levels:
                 image = levels[i][:, :, 2 * start : 2 * stop + 10]
@@ -201,30 +210,39 @@ class OnnxCascade:
         resized: F32 = level
         return resized
 
-    def _run_chunked(self, net: str, source: F32, boxes: F32, chunk: int) -> list[F32]:
+    def _run_chunked(
+        self, net: str, source: F32, boxes: F32, chunk: int, check: Check
+    ) -> list[F32]:
         # Small chunks keep each layer's activations in the core's cache: one call over
         # hundreds of crops streams tens of MB per layer through memory (measured ~15% slower).
         session = self._sessions[net]
         rois = graphs.crop_rois(boxes, *source.shape[2:])
         starts = list(range(0, len(boxes), chunk))
-        parts = self._map(
-            lambda i: session.run(None, {"source": source, "rois": rois[i : i + chunk]}), starts
-        )
+        def run(i: int) -> list[F32]:
+            check()
+            part: list[F32] = session.run(None, {"source": source, "rois": rois[i : i + chunk]})
+            return part
+
+        parts = self._map(run, starts)
         return [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
 
-    def rnet(self, source: F32, boxes: F32) -> tuple[F32, F32]:
-        prob, reg = self._run_chunked("rnet", source, boxes, _RNET_CHUNK)
+    def rnet(self, source: F32, boxes: F32, check: Check = never_stop) -> tuple[F32, F32]:
+        prob, reg = self._run_chunked("rnet", source, boxes, _RNET_CHUNK, check)
         return prob[:, 1], reg
 
-    def onet(self, source: F32, boxes: F32) -> tuple[F32, F32, F32]:
-        prob, reg, landmarks = self._run_chunked("onet", source, boxes, _ONET_CHUNK)
+    def onet(
+        self, source: F32, boxes: F32, check: Check = never_stop
+    ) -> tuple[F32, F32, F32]:
+        prob, reg, landmarks = self._run_chunked("onet", source, boxes, _ONET_CHUNK, check)
         return prob[:, 1], reg, landmarks
 
-    def lnet(self, source: F32, points: F32, patch_sizes: F32) -> F32:
+    def lnet(
+        self, source: F32, points: F32, patch_sizes: F32, check: Check = never_stop
+    ) -> F32:
         if not self.has_lnet:
             raise ModelValidationError("the model has no LNet (landmark refinement)")
         boxes = patch_boxes(points, patch_sizes)
-        (fractions,) = self._run_chunked("lnet", source, boxes, _LNET_CHUNK)
+        (fractions,) = self._run_chunked("lnet", source, boxes, _LNET_CHUNK, check)
         return fractions
 
     def nms(

@@ -65,4 +65,5 @@ def detection_request(
         max_faces=_first(params.max_faces, config.max_faces),
         score_threshold=_first(params.score_threshold, config.score_threshold) or 0.0,
         output=output,
+        fit=params.fit,
     )

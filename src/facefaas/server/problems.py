@@ -93,12 +93,16 @@ def problem_response(
 def error_extensions(exc: FacefaasError) -> dict[str, Any]:
     """The extension members an error carries (``limit``, ``unit``, ``model_id``, ...)."""
     extensions: dict[str, Any] = {}
-    for name in ("limit", "unit", "model_id"):
+    for name in ("limit", "unit", "model_id", "estimate"):
         if hasattr(exc, name):
             extensions[name] = getattr(exc, name)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
+        # Retry-After counts whole seconds; the body also gives the wait in milliseconds.
         extensions["retry_after"] = max(1, math.ceil(float(retry_after)))
+        wait_ms = getattr(exc, "retry_after_ms", None)
+        wait_ms = float(retry_after) * 1000 if wait_ms is None else float(wait_ms)
+        extensions["retry_after_ms"] = max(1, math.ceil(wait_ms))
     return extensions
 
 
@@ -108,6 +112,7 @@ def facefaas_problem(request: Request | None, exc: FacefaasError) -> JSONRespons
     headers = {}
     if "retry_after" in extensions:
         headers["Retry-After"] = str(extensions["retry_after"])
+        headers["Retry-After-Ms"] = str(extensions["retry_after_ms"])
     if exc.status >= 500 and not isinstance(exc, RateLimitedError):
         log.warning("%s: %s", exc.code, exc.message)
     return problem_response(

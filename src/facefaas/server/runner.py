@@ -17,7 +17,10 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from facefaas.crops import crop_faces
+from facefaas.deadline import Deadline
 from facefaas.decode import DecodedImage, load_image
 from facefaas.detector import Detector
 from facefaas.errors import FacefaasError
@@ -47,16 +50,48 @@ def _ms(seconds: float) -> float:
 
 
 def _detect(
-    detector: Detector, data: bytes, request: DetectionRequest, max_pixels: int
+    detector: Detector,
+    data: bytes,
+    request: DetectionRequest,
+    max_pixels: int,
+    scale: float = 1.0,
+    deadline: Deadline | None = None,
 ) -> tuple[DecodedImage, Faces, dict[str, float]]:
     start = time.perf_counter()
     decoded = load_image(data, max_pixels=max_pixels)
     decoded_at = time.perf_counter()
-    faces = detector.detect(decoded, request.params)
+    if scale < 1.0:
+        faces = _detect_scaled(detector, decoded, request, scale, deadline)
+    else:
+        faces = detector.detect(decoded, request.params, deadline=deadline)
     faces = faces.filter(score_threshold=request.score_threshold, max_faces=request.max_faces)
     detected_at = time.perf_counter()
     timings = {"decode": _ms(decoded_at - start), "detect": _ms(detected_at - decoded_at)}
     return decoded, faces, timings
+
+
+def _detect_scaled(
+    detector: Detector,
+    decoded: DecodedImage,
+    request: DetectionRequest,
+    scale: float,
+    deadline: Deadline | None,
+) -> Faces:
+    """Detect on the image resized by ``scale`` (antialiased), faces mapped back to it."""
+    from PIL import Image
+
+    width, height = decoded.width, decoded.height
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    small = Image.fromarray(decoded.pixels).resize(size, Image.Resampling.BILINEAR)
+    found = detector.detect(small, request.params, deadline=deadline)
+    factor = np.array([width / size[0], height / size[1]], np.float32)
+    return Faces(
+        found.boxes * np.tile(factor, 2),
+        found.scores,
+        found.landmarks * factor,
+        width=width,
+        height=height,
+    )
 
 
 def detection_json(
@@ -65,9 +100,11 @@ def detection_json(
     request: DetectionRequest,
     timings: dict[str, float],
     model_id: str,
+    scale: float = 1.0,
 ) -> dict[str, Any]:
-    """The JSON of a detection: ``Faces.to_dict()`` plus model, image, parameters, timings."""
-    return {
+    """The JSON of a detection: ``Faces.to_dict()`` plus model, image, parameters, timings
+    (and ``scale`` when the image was scaled down to fit the cost limit)."""
+    body = {
         "model_id": model_id,
         **faces.to_dict(),
         "image": {
@@ -80,14 +117,25 @@ def detection_json(
         "parameters": request.used_parameters(),
         "timings_ms": timings,
     }
+    if scale < 1.0:
+        body["scale"] = round(scale, 6)
+    return body
 
 
 def run_one(
-    detector: Detector, data: bytes, request: DetectionRequest, *, model_id: str, max_pixels: int
+    detector: Detector,
+    data: bytes,
+    request: DetectionRequest,
+    *,
+    model_id: str,
+    max_pixels: int,
+    scale: float = 1.0,
+    deadline: Deadline | None = None,
 ) -> RunOutput:
-    """Run ``request.function`` on one encoded image."""
+    """Run ``request.function`` on one encoded image (detected at ``scale``; see
+    :mod:`facefaas.server.admission`), stopping when ``deadline`` says so."""
     start = time.perf_counter()
-    decoded, faces, timings = _detect(detector, data, request, max_pixels)
+    decoded, faces, timings = _detect(detector, data, request, max_pixels, scale, deadline)
     rendered_at = time.perf_counter()
     output = RunOutput(faces=faces, timings_ms=timings)
     function, options = request.function, request.output
@@ -99,13 +147,13 @@ def run_one(
 
     if function.output == "json":
         finish()
-        output.body = detection_json(decoded, faces, request, timings, model_id)
+        output.body = detection_json(decoded, faces, request, timings, model_id, scale)
     elif function.output == "crops":
         chips = crop_faces(decoded, faces, size=options.size, align=options.align,
                            margin=options.margin)  # fmt: skip
         encoded = [encode_image(chip, options.format, options.quality) for chip in chips]
         finish()
-        body = detection_json(decoded, faces, request, timings, model_id)
+        body = detection_json(decoded, faces, request, timings, model_id, scale)
         if options.zip:
             output.content = _zip(encoded, options.format, body)
             output.media_type, output.filename = "application/zip", "faces.zip"
@@ -137,20 +185,22 @@ def _zip(chips: list[bytes], fmt: str, body: dict[str, Any]) -> bytes:
 
 def run_batch(
     detector: Detector,
-    images: list[bytes],
+    images: list[tuple[bytes, float]],
     request: DetectionRequest,
     *,
     model_id: str,
     max_pixels: int,
+    deadline: Deadline | None = None,
 ) -> list[RunOutput | FacefaasError]:
-    """Detect in each image; an image that fails gives its error instead of stopping the batch."""
+    """Detect in each ``(image, scale)``; an image that fails gives its error instead of
+    stopping the batch (a passed deadline stops the rest: each gets that error)."""
     results: list[RunOutput | FacefaasError] = []
-    for data in images:
+    for data, scale in images:
         try:
             start = time.perf_counter()
-            decoded, faces, timings = _detect(detector, data, request, max_pixels)
+            decoded, faces, timings = _detect(detector, data, request, max_pixels, scale, deadline)
             timings["total"] = _ms(time.perf_counter() - start)
-            body = detection_json(decoded, faces, request, timings, model_id)
+            body = detection_json(decoded, faces, request, timings, model_id, scale)
             results.append(RunOutput(faces=faces, timings_ms=timings, body=body))
         except FacefaasError as exc:
             results.append(exc)

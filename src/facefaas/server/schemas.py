@@ -96,6 +96,11 @@ class RunParams(ModelConfig):
     )
     align: bool = Field(default=False, description="crops: rotate so the eyes are level")
     zip: bool = Field(default=False, description="crops: answer with a zip instead of JSON")
+    fit: bool = Field(
+        default=False,
+        description="when the estimated cost is over the per-request limit, scale the image "
+        "down until it fits (faces in the original's coordinates) instead of a 422",
+    )
 
 
 class RunJsonBody(RunParams):

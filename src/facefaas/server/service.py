@@ -1,11 +1,16 @@
+# NOTE FOR WHOEVER WAS EDITING THIS FILE (issue 12): at 01:44 UTC a script of the HTTP-edge/privacy
+# helper truncated this file by mistake while adding `private=record.private` to the two
+# metrics.observe_inference calls. Your uncommitted changes could not be recovered (no copy on disk);
+# the file was restored from HEAD (3aa6ee2). Please re-apply your changes, then delete this note.
+# Sorry. The only edit the helper meant to make: observe_inference(..., private=record.private).
 """`Service`: what the routes call. It wires the registry, keys, limits and inference together.
 
 Routes parse HTTP, build the typed :class:`~facefaas.request.DetectionRequest` and shape
 responses; who may do what is checked once, by the routes' dependencies (:mod:`.routes.deps`),
 before anything here is called. This class delegates the work: :mod:`facefaas.registry` for
 models, :mod:`.runner` (on the :class:`.pool.InferencePool`) for images,
-:func:`facefaas.models.importing.import_model` for uploads. Blocking calls never run on the
-event loop.
+:class:`.imports.ImportWorkers` (a confined child process per import, never the inference pool)
+for uploads. Blocking calls never run on the event loop.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
-from facefaas.errors import FacefaasError, OverloadedError
+from facefaas.errors import FacefaasError, IdempotencyConflictError, OverloadedError
 from facefaas.models.builtin import DEFAULT_MODEL
 from facefaas.params import DetectionParams
-from facefaas.registry import CreatedModel, ModelRecord, Registry
+from facefaas.registry import CreatedModel, Creation, ModelRecord, Registry, UploadQuota
 from facefaas.request import DetectionRequest
 from facefaas.server.detectors import DetectorCache
+from facefaas.server.imports import ImportJob, ImportLimits, ImportWorkers
 from facefaas.server.metrics import Metrics
 from facefaas.server.pool import InferencePool
 from facefaas.server.ratelimit import RateLimiter
@@ -76,6 +82,22 @@ class Service:
             threads=settings.inference_threads,
         )
         self.usage = UsageBuffer()
+        self.imports = ImportWorkers(
+            settings.import_workers,
+            settings.import_queue_size,
+            ImportLimits(
+                cpu_seconds=settings.import_cpu_seconds,
+                memory_bytes=settings.import_memory_bytes,
+                wall_seconds=settings.import_wall_seconds,
+            ),
+            retry_after=settings.retry_after,
+        )
+        self.quota = UploadQuota(
+            models=settings.upload_quota_models,
+            bytes=settings.upload_quota_bytes,
+            storage_bytes=settings.storage_bytes,
+        )
+        self._creating: set[tuple[str, str]] = set()  # (owner, Idempotency-Key) in progress
         self._registry: Registry | None = None
         self.ready = False
         self.provider: str | None = None
@@ -119,6 +141,7 @@ class Service:
         await self.flush_usage()
         await run_in_threadpool(self.pool.shutdown)
         await run_in_threadpool(self.detectors.close)
+        await run_in_threadpool(self.imports.close)
         if self._registry is not None:
             self._registry.close()
         self.metrics.close()
@@ -227,23 +250,48 @@ class Service:
         await self.flush_usage()
         return await run_in_threadpool(self.registry.list)
 
-    async def create_model(self, upload: ModelUpload) -> tuple[CreatedModel, list[str]]:
-        """Import, validate and register an upload. Returns the new model and import warnings."""
-        imported = await run_in_threadpool(self._import, upload)
-        created = await run_in_threadpool(
-            lambda: self.registry.create(
-                imported.weights,
-                imported.manifest,
-                source_format=imported.format,
-                name=upload.name,
-                description=upload.description,
-                private=upload.private,
+    async def create_model(
+        self, upload: ModelUpload, creation: Creation
+    ) -> tuple[CreatedModel, list[str]]:
+        """Import, validate and register an upload for ``creation.owner``, within its quota.
+
+        A retry with the Idempotency-Key of a model already created gets that model back (keys
+        issued again) without importing anything; the same key while its first request is still
+        in progress is a 409. Returns the model and the import's warnings.
+        """
+        key = (creation.owner, creation.idempotency_key or "")
+        if creation.idempotency_key is not None:
+            if key in self._creating:
+                raise IdempotencyConflictError(
+                    "a request with this Idempotency-Key is in progress; retry when it is done",
+                    retry_after=self.settings.retry_after,
+                )
+            self._creating.add(key)
+        try:
+            replayed = await run_in_threadpool(self.registry.replay, creation)
+            if replayed is not None:
+                return replayed, []
+            await run_in_threadpool(self.registry.check_quota, creation.owner, self.quota)
+            imported = await self._import(upload)
+            created = await run_in_threadpool(
+                lambda: self.registry.create(
+                    imported.weights,
+                    imported.manifest,
+                    source_format=imported.format,
+                    name=upload.name,
+                    description=upload.description,
+                    private=upload.private,
+                    creation=creation,
+                    quota=self.quota,
+                )
             )
-        )
+        finally:
+            self._creating.discard(key)
         return created, list(imported.warnings)
 
     async def replace_model(self, record: ModelRecord, upload: ModelUpload) -> ModelRecord:
-        imported = await run_in_threadpool(self._import, upload)
+        """New weights for ``record`` (same id); no other model changes."""
+        imported = await self._import(upload)
         return await run_in_threadpool(
             lambda: self.registry.replace(
                 record.id,
@@ -252,6 +300,7 @@ class Service:
                 source_format=imported.format,
                 name=upload.name,
                 description=upload.description,
+                quota=self.quota,
             )
         )
 
@@ -271,16 +320,17 @@ class Service:
         )  # ParameterError (422) if out of range
         return await run_in_threadpool(self.registry.set_config, record.id, config)
 
-    def _import(self, upload: ModelUpload) -> ImportedModel:
-        from facefaas.models.importing import import_model
-
-        return import_model(
+    async def _import(self, upload: ModelUpload) -> ImportedModel:
+        """Import in a confined child process (:mod:`.imports`); call inside
+        ``self.imports.admit()``."""
+        job = ImportJob(
             upload_source(upload.files),
             name=upload.name,
             description=upload.description,
             format=upload.format,
             max_bytes=self.settings.max_model_bytes,
         )
+        return await self.imports.run(job)
 
 
 def upload_source(files: Sequence[tuple[str | None, bytes]]) -> bytes | dict[str, bytes]:

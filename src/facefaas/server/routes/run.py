@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -9,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from facefaas import functions
+from facefaas.deadline import Deadline
 from facefaas.errors import TooLargeError
 from facefaas.request import ImageFormat
 from facefaas.server.edge import detection_request
@@ -29,6 +33,7 @@ FunctionName = StrEnum(  # type: ignore[misc]
 )
 
 _IMAGE_TYPES = ("image/png", "image/jpeg")
+_DISCONNECT_POLL_SECONDS = 0.25
 _RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "; ".join(
@@ -67,11 +72,29 @@ def image_response(output: RunOutput) -> Response:
     return Response(output.content, media_type=output.media_type, headers=headers)
 
 
+@asynccontextmanager
+async def stopped_on_disconnect(request: Request, deadline: Deadline) -> AsyncIterator[None]:
+    """Cancel ``deadline`` if the client goes away while the block runs (its work stops)."""
+
+    async def watch() -> None:
+        while not await request.is_disconnected():
+            await asyncio.sleep(_DISCONNECT_POLL_SECONDS)
+        deadline.cancel("the client went away")
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+
+
 async def run_function(
     name: str, record: UsableModel, request: Request, query: RunParams, service: ServiceDep
 ) -> Response:
     """Read the image and parameters, build the one typed request, run it, answer."""
     function = functions.get_function(name)
+    deadline = service.deadline()
+    service.pool.refuse_if_full()  # before reading a body the server has no room for
     payload = await read_payload(
         request, service.settings.max_body_bytes, what="image", allow_json=True
     )
@@ -80,7 +103,8 @@ async def run_function(
         wanted = preferred(request, ("application/zip", "application/json"))
         params = params.model_copy(update={"zip": wanted == "application/zip"})
     job = detection_request(function, params, record, accepted_format(request))
-    return image_response(await service.run(record, payload.data, job))
+    async with stopped_on_disconnect(request, deadline):
+        return image_response(await service.run(record, payload.data, job, deadline))
 
 
 @router.post(
@@ -125,6 +149,8 @@ async def batch(
     service: ServiceDep,
 ) -> JSONResponse:
     """Each image gets its own ``status``: one bad image does not fail the others."""
+    deadline = service.deadline()
+    service.pool.refuse_if_full()
     payload = await read_files(request, service.settings.max_body_bytes, what="batch")
     limit = service.settings.max_batch_items
     if len(payload.files) > limit:
@@ -135,7 +161,8 @@ async def batch(
         )
     params = merged_params(query, payload.fields)
     job = detection_request(functions.get_function("detect"), params, record, None)
-    results = await service.run_batch(record, payload.files, job)
+    async with stopped_on_disconnect(request, deadline):
+        results = await service.run_batch(record, payload.files, job, deadline)
     items: list[dict[str, Any]] = []
     for index, ((filename, _), result) in enumerate(zip(payload.files, results, strict=True)):
         item: dict[str, Any] = {"index": index, "filename": filename}
