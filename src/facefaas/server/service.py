@@ -1,8 +1,3 @@
-# NOTE FOR WHOEVER WAS EDITING THIS FILE (issue 12): at 01:44 UTC a script of the HTTP-edge/privacy
-# helper truncated this file by mistake while adding `private=record.private` to the two
-# metrics.observe_inference calls. Your uncommitted changes could not be recovered (no copy on disk);
-# the file was restored from HEAD (3aa6ee2). Please re-apply your changes, then delete this note.
-# Sorry. The only edit the helper meant to make: observe_inference(..., private=record.private).
 """`Service`: what the routes call. It wires the registry, keys, limits and inference together.
 
 Routes parse HTTP, build the typed :class:`~facefaas.request.DetectionRequest` and shape
@@ -17,18 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
-from facefaas.errors import FacefaasError, IdempotencyConflictError, OverloadedError
+from facefaas.deadline import Deadline
+from facefaas.errors import (
+    CancelledError,
+    FacefaasError,
+    IdempotencyConflictError,
+    OverloadedError,
+)
 from facefaas.models.builtin import DEFAULT_MODEL
 from facefaas.params import DetectionParams
 from facefaas.registry import CreatedModel, Creation, ModelRecord, Registry, UploadQuota
 from facefaas.request import DetectionRequest
+from facefaas.server.admission import RunPlan, plan_batch, plan_run
 from facefaas.server.detectors import DetectorCache
 from facefaas.server.imports import ImportJob, ImportLimits, ImportWorkers
 from facefaas.server.metrics import Metrics
@@ -69,13 +75,16 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics(settings.metrics_dir)
-        self.limiter = RateLimiter(settings.rate_limit)
+        self.limiter = RateLimiter(settings.rate_limit, settings.key_rate_limit)
         self.pool = InferencePool(
             settings.inference_threads,
             settings.queue_size,
+            memory_budget=max(settings.memory_budget - settings.reserve_bytes, 16 * 2**20),
             retry_after=settings.retry_after,
             on_change=self.metrics.inference_pending.set,
         )
+        self.draining = False
+        self._in_flight: weakref.WeakSet[Deadline] = weakref.WeakSet()
         self.detectors = DetectorCache(
             settings.model_cache_size,
             providers=settings.providers or None,
@@ -129,6 +138,7 @@ class Service:
         )
         if reconcile:
             await run_in_threadpool(self._registry.reconcile)
+        self._drain_on_sigterm()
         self._tasks = [
             asyncio.create_task(self._load_default()),
             asyncio.create_task(self._flush_usage_forever()),
@@ -191,25 +201,86 @@ class Service:
 
     # -- running models --------------------------------------------------------------------
 
-    async def run(self, record: ModelRecord, data: bytes, request: DetectionRequest) -> RunOutput:
-        """Run one image through ``request`` on the inference pool; counts usage and metrics."""
+    def deadline(self) -> Deadline:
+        """A new request's deadline (``request_timeout`` from now), cancelled if the server
+        drains. Refuses at once (503) while draining."""
+        if self.draining:
+            raise CancelledError("the server is shutting down; retry on another instance")
+        deadline = Deadline(self.settings.request_timeout)
+        self._in_flight.add(deadline)
+        return deadline
+
+    def begin_drain(self) -> None:
+        """Stop taking requests; work in flight may go on for ``drain_seconds``, then it is
+        stopped and answered 503 (call on the event loop when SIGTERM arrives)."""
+        if self.draining:
+            return
+        self.draining = True
+        grace = self.settings.drain_seconds
+        log.info("draining: %d requests in flight get %.0f s", len(self._in_flight), grace)
+        asyncio.get_running_loop().call_later(grace, self._cancel_in_flight)
+
+    def _drain_on_sigterm(self) -> None:
+        """Chain :meth:`begin_drain` before the SIGTERM handler the server (uvicorn) installed.
+
+        Only in the main thread, where Python runs signal handlers (not when the app is served
+        from a test's thread).
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            loop.call_soon_threadsafe(self.begin_drain)
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _cancel_in_flight(self) -> None:
+        for deadline in list(self._in_flight):
+            deadline.cancel("the server is shutting down and could not finish this in time")
+
+    def _plan(self, data: bytes, request: DetectionRequest) -> RunPlan:
+        settings = self.settings
+        return plan_run(
+            data, request, limit_bytes=settings.max_request_bytes, max_pixels=settings.max_pixels
+        )
+
+    async def run(
+        self,
+        record: ModelRecord,
+        data: bytes,
+        request: DetectionRequest,
+        deadline: Deadline | None = None,
+    ) -> RunOutput:
+        """Run one image through ``request`` on the inference pool, admitted by its estimated
+        cost, stopped by ``deadline``; counts usage and metrics."""
+        deadline = deadline or self.deadline()
         path = await run_in_threadpool(self.registry.bundle_path, record)
         key = (record.id, record.sha256)
         start = time.perf_counter()
         max_pixels = self.settings.max_pixels
-
-        def job() -> RunOutput:
-            with self.detectors.lease(key, path) as detector:
-                return run_one(detector, data, request, model_id=record.id, max_pixels=max_pixels)
-
         try:
-            output = await self.pool.run(job)
+            plan = await run_in_threadpool(self._plan, data, request)
+
+            def job() -> RunOutput:
+                with self.detectors.lease(key, path) as detector:
+                    return run_one(
+                        detector, data, request, model_id=record.id, max_pixels=max_pixels,
+                        scale=plan.scale, deadline=deadline,
+                    )  # fmt: skip
+
+            output = await self.pool.run(job, cost=plan.cost.peak_bytes, deadline=deadline)
         except FacefaasError as exc:
             if not isinstance(exc, OverloadedError):
                 self.usage.add(record.id, faces=0, latency_ms=0.0, error=True)
             raise
         seconds = time.perf_counter() - start
-        self.metrics.observe_inference(record.id, request.function.name, seconds, len(output.faces))
+        self.metrics.observe_inference(
+            record.id, request.function.name, seconds, len(output.faces), private=record.private
+        )
         self.usage.add(record.id, faces=len(output.faces), latency_ms=seconds * 1000, error=False)
         return output
 
@@ -218,23 +289,42 @@ class Service:
         record: ModelRecord,
         files: list[tuple[str | None, bytes]],
         request: DetectionRequest,
+        deadline: Deadline | None = None,
     ) -> list[RunOutput | FacefaasError]:
+        """Every image of a batch in one job, admitted by the sum of their estimated costs;
+        an image that cannot be planned or run gets its own error."""
+        deadline = deadline or self.deadline()
         path = await run_in_threadpool(self.registry.bundle_path, record)
         key = (record.id, record.sha256)
-        max_pixels = self.settings.max_pixels
+        settings = self.settings
+        plans = await run_in_threadpool(
+            lambda: plan_batch(
+                [data for _, data in files], request,
+                limit_bytes=settings.max_request_bytes, max_pixels=settings.max_pixels,
+            )
+        )  # fmt: skip
+        runnable = [
+            (data, plan.scale)
+            for (_, data), plan in zip(files, plans, strict=True)
+            if isinstance(plan, RunPlan)
+        ]
+        cost = sum(plan.cost.peak_bytes for plan in plans if isinstance(plan, RunPlan))
 
         def job() -> list[RunOutput | FacefaasError]:
             with self.detectors.lease(key, path) as detector:
-                images = [data for _, data in files]
                 return run_batch(
-                    detector, images, request, model_id=record.id, max_pixels=max_pixels
-                )
+                    detector, runnable, request, model_id=record.id,
+                    max_pixels=settings.max_pixels, deadline=deadline,
+                )  # fmt: skip
 
-        results = await self.pool.run(job)
+        ran = iter(await self.pool.run(job, cost=cost, deadline=deadline) if runnable else [])
+        results = [next(ran) if isinstance(plan, RunPlan) else plan for plan in plans]
         for result in results:
             if isinstance(result, RunOutput):
                 seconds = result.timings_ms.get("total", 0.0) / 1000
-                self.metrics.observe_inference(record.id, "batch", seconds, len(result.faces))
+                self.metrics.observe_inference(
+                    record.id, "batch", seconds, len(result.faces), private=record.private
+                )
                 self.usage.add(record.id, faces=len(result.faces), latency_ms=seconds * 1000)
             else:
                 self.usage.add(record.id, faces=0, latency_ms=0.0, error=True)
