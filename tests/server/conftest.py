@@ -39,6 +39,8 @@ TEST_LIMITS: dict[str, Any] = {
     "rate_limit": "",
     "inference_threads": 2,
     "queue_size": 2,
+    # Every test of a session uploads as 127.0.0.1: quotas get servers of their own.
+    "upload_quota_models": 100_000,
     "log_format": "text",
     "log_level": "warning",
 }

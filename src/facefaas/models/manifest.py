@@ -1,4 +1,9 @@
-"""`ModelManifest`: what a model bundle says about itself (``manifest.json``)."""
+"""`ModelManifest`: what a model bundle says about itself (``manifest.json``).
+
+Every text a manifest carries is bounded (:data:`TEXT_LIMITS`, the same limits as the upload's
+form fields): a ``manifest.json`` over them is refused (422), never truncated, so what is stored
+is what the uploader wrote.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 from facefaas.errors import ModelValidationError
 from facefaas.params import DetectionParams
 
-__all__ = ["BUNDLE_FORMAT", "INPUT_CONVENTION", "ModelManifest"]
+__all__ = ["BUNDLE_FORMAT", "INPUT_CONVENTION", "TEXT_LIMITS", "ModelManifest"]
 
 BUNDLE_FORMAT = "facefaas-mtcnn-onnx"
 BUNDLE_VERSION = 1
@@ -19,6 +24,15 @@ INPUT_CONVENTION: dict[str, Any] = {
     "mean": 127.5,
     "scale": 1 / 128,
     "description": "float32 (pixel - 127.5) / 128, RGB, images in normal orientation",
+}
+# Characters each text may have; ``extra`` counts its compact JSON text.
+TEXT_LIMITS: dict[str, int] = {
+    "name": 200,
+    "description": 10_000,
+    "license": 10_000,
+    "source_format": 64,
+    "weights_sha256": 64,
+    "extra": 10_000,
 }
 
 
@@ -61,6 +75,7 @@ class ModelManifest:
             raise ModelValidationError(
                 f"manifest.json: format_version {data.get('format_version')!r} is not supported"
             )
+        _check_text(data)
         try:
             return cls(
                 name=str(data["name"]),
@@ -73,3 +88,17 @@ class ModelManifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelValidationError(f"manifest.json: {exc}") from None
+
+
+def _check_text(data: dict[str, Any]) -> None:
+    """Refuse a manifest whose texts pass :data:`TEXT_LIMITS` (ModelValidationError, 422)."""
+    for field_name, limit in TEXT_LIMITS.items():
+        value = data.get(field_name)
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        if len(text) > limit:
+            raise ModelValidationError(
+                f"manifest.json: {field_name!r} is {len(text)} characters, at most {limit} are "
+                "accepted"
+            )

@@ -6,23 +6,25 @@ PostgreSQL for scale-out) and the weights in a content-addressed :class:`ModelSt
 
 from facefaas.registry.records import (
     CreatedModel,
-    ModelExistsError,
+    Creation,
     ModelRecord,
+    UploadQuota,
     Usage,
     check_model_id,
-    model_id_for,
+    new_model_id,
 )
 from facefaas.registry.registry import Reconciliation, Registry
 from facefaas.registry.store import ModelStore
 
 __all__ = [
     "CreatedModel",
-    "ModelExistsError",
+    "Creation",
     "ModelRecord",
     "ModelStore",
     "Reconciliation",
     "Registry",
+    "UploadQuota",
     "Usage",
     "check_model_id",
-    "model_id_for",
+    "new_model_id",
 ]

@@ -1,36 +1,40 @@
-"""What the registry returns: `ModelRecord`, `Usage`, `CreatedModel`, and model ids.
+"""What the registry takes and returns: `ModelRecord`, `Usage`, `CreatedModel`, `Creation`,
+`UploadQuota`, and model ids.
 
-A model id is ``mtcnn`` (built in) or the first 16 hex characters of the weights digest at upload,
-so the same weights give the same id in every registry (upload, export and re-import elsewhere:
-same id). Replacing a model's weights keeps its id.
+A model id is a built-in name (``mtcnn``) or 16 random hex characters given at upload: an id says
+nothing about the weights (their digest is the record's ``sha256``), so no upload can take, guess
+or block another's id. The same weights uploaded twice are two models; replacing a model's
+weights keeps its id and touches no other model.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from facefaas.errors import ModelConflictError, ModelNotFoundError
+from facefaas.errors import ModelNotFoundError
 
 __all__ = [
     "ID_LENGTH",
     "CreatedModel",
-    "ModelExistsError",
+    "Creation",
     "ModelRecord",
+    "UploadQuota",
     "Usage",
     "check_model_id",
-    "model_id_for",
+    "new_model_id",
 ]
 
 ID_LENGTH = 16
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
-def model_id_for(sha256: str) -> str:
-    """The id given to an upload whose weights have digest ``sha256``."""
-    return sha256[:ID_LENGTH]
+def new_model_id() -> str:
+    """A fresh random id: 16 lowercase hex characters (64 bits)."""
+    return secrets.token_hex(ID_LENGTH // 2)
 
 
 def check_model_id(model_id: str) -> str:
@@ -40,12 +44,28 @@ def check_model_id(model_id: str) -> str:
     return model_id
 
 
-class ModelExistsError(ModelConflictError):
-    """The weights uploaded are already registered; ``model_id`` is the existing model (409)."""
+@dataclass(frozen=True)
+class Creation:
+    """Who creates a model and how a retry of the same request finds it again.
 
-    def __init__(self, message: str, *, model_id: str) -> None:
-        super().__init__(message)
-        self.model_id = model_id
+    ``owner`` is the uploader's identity (``"token:..."``, ``"address:..."``), charged with the
+    model in its quota. ``request_digest`` is a SHA-256 of the request (files and fields).
+    ``idempotency_key`` is the client's ``Idempotency-Key``, if it sent one; the registry keeps
+    only a hash of it with the owner.
+    """
+
+    owner: str
+    request_digest: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadQuota:
+    """What one owner may keep (models, bytes of bundles) and all uploads together (bytes)."""
+
+    models: int
+    bytes: int
+    storage_bytes: int
 
 
 @dataclass(frozen=True)
@@ -90,8 +110,13 @@ class ModelRecord:
 
 @dataclass(frozen=True)
 class CreatedModel:
-    """A new model and its keys, which exist in clear only here: show them once."""
+    """A new model and its keys, which exist in clear only here: show them once.
+
+    ``replayed``: the model was created by an earlier request with the same Idempotency-Key;
+    its keys were issued again (the earlier ones no longer work).
+    """
 
     record: ModelRecord
     admin_key: str
     usage_key: str | None
+    replayed: bool = False

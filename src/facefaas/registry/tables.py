@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-__all__ = ["create_schema", "make_engine", "metadata", "models"]
+__all__ = ["create_schema", "make_engine", "metadata", "models", "uploads"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,24 @@ models = sa.Table(
     sa.Column("errors", sa.BigInteger, nullable=False, default=0),
     sa.Column("latency_ms_total", sa.Float, nullable=False, default=0.0),
     sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# Who uploaded each model, what it costs them and how its creation is replayed. A table of its
+# own, not columns of `models`: `create_schema` only creates missing tables, so registries made
+# before it gain it on their next start (their models have no row here: nobody's quota).
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("model_id", sa.String(64), primary_key=True),
+    # The uploader's identity: "token:<digest>" or "address:<client address>".
+    sa.Column("owner", sa.String(128), nullable=False, index=True),
+    # Bytes of the model's bundle folder, charged to the owner even when weights are shared.
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    # SHA-256 of (owner, Idempotency-Key): a retry finds its model; NULL without a key.
+    sa.Column("idempotency_key", sa.String(64), nullable=True, unique=True),
+    # SHA-256 of the request (files and fields): a key reused for another request is refused.
+    sa.Column("request_digest", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 

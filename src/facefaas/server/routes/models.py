@@ -5,27 +5,28 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from facefaas.models.bundle import read_bundle
 from facefaas.models.export import bundle_zip
 from facefaas.registry import CreatedModel as CreatedRecord
-from facefaas.registry import ModelRecord
+from facefaas.registry import Creation, ModelRecord
 from facefaas.server.inputs import read_body, read_files
 from facefaas.server.routes import MODEL_BODY
 from facefaas.server.routes.deps import (
     AdminModel,
-    MayUpload,
     ServiceDep,
+    Uploader,
     UsableModel,
     rate_limited,
 )
 from facefaas.server.schemas import CreatedModel, ModelConfig, ModelInfo, UsageKey, UsageOut
 from facefaas.server.service import ModelUpload, Service
+from facefaas.server.uploads import IDEMPOTENCY_KEY_PATTERN, request_digest
 
-__all__ = ["created_json", "model_info", "read_upload", "router"]
+__all__ = ["IdempotencyKey", "create", "created_json", "model_info", "read_upload", "router"]
 
 router = APIRouter(prefix="/api/models", tags=["models"], dependencies=[Depends(rate_limited)])
 
@@ -38,8 +39,21 @@ _CONFIG_BODY: dict[str, Any] = {
 }
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="16 to 255 visible ASCII characters, e.g. a UUID: a retry with the same key "
+        "and the same request gets the model it created (keys issued again), not a second one",
+    ),
+]
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
 class UploadFields(BaseModel):
-    """What an uploader may say about a model (query string or multipart fields)."""
+    """What an uploader may say about a model (query string, multipart fields or the seed's
+    ``SSVM_Description`` header): every text bounded, over-long ones refused (422)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -91,7 +105,8 @@ async def read_upload(
     """The model's file(s) and fields (query, then multipart fields, then ``defaults``).
 
     A multipart body may carry several file parts (a model's det1-det3 or pnet/rnet/onet files),
-    each with its file name; the importer reads them together.
+    each with its file name; the importer reads them together. Call it inside
+    ``service.imports.admit()``, so that bodies are read only for admitted imports.
     """
     payload = await read_files(
         request, service.settings.max_model_bytes, what="model file", models=True
@@ -101,17 +116,40 @@ async def read_upload(
     return ModelUpload(files=payload.files, **fields.model_dump())
 
 
+async def create(
+    request: Request,
+    service: Service,
+    query: UploadFields,
+    uploader: str,
+    idempotency_key: str | None,
+    defaults: dict[str, Any] | None = None,
+) -> tuple[CreatedRecord, list[str]]:
+    """Admit, read and create an upload (both upload routes); sets the replay header."""
+    with service.imports.admit():
+        upload = await read_upload(request, service, query, defaults)
+        fields = {k: getattr(upload, k) for k in ("name", "description", "format", "private")}
+        creation = Creation(uploader, request_digest(upload.files, fields), idempotency_key)
+        return await service.create_model(upload, creation)
+
+
 @router.post(
     "", status_code=201, response_model=CreatedModel, openapi_extra=MODEL_BODY,
-    summary="Upload a model", dependencies=[MayUpload],
+    summary="Upload a model",
 )  # fmt: skip
 async def upload(
-    request: Request, query: Annotated[UploadFields, Query()], service: ServiceDep
+    request: Request,
+    response: Response,
+    query: Annotated[UploadFields, Query()],
+    service: ServiceDep,
+    uploader: Uploader,
+    idempotency_key: IdempotencyKey = None,
 ) -> CreatedModel:
-    """Import, validate and store a model. The id comes from its weights, so uploading the same
-    weights again is a 409 whose ``model_id`` names the existing model. The keys are shown once."""
-    upload = await read_upload(request, service, query)
-    created, warnings = await service.create_model(upload)
+    """Import, validate and store a model under a new random id. The keys are shown once. With
+    an ``Idempotency-Key``, a retry of the same request gets the same model (with its keys issued
+    again and ``Idempotent-Replayed: true``) instead of a second one."""
+    created, warnings = await create(request, service, query, uploader, idempotency_key)
+    if created.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
     return created_json(created, warnings)
 
 
@@ -133,9 +171,10 @@ async def replace(
     query: Annotated[UploadFields, Query()],
     service: ServiceDep,
 ) -> ModelInfo:
-    """New weights under the same id (admin key)."""
-    upload = await read_upload(request, service, query)
-    return model_info(await service.replace_model(record, upload))
+    """New weights under the same id (admin key); no other model changes."""
+    with service.imports.admit():
+        upload = await read_upload(request, service, query)
+        return model_info(await service.replace_model(record, upload))
 
 
 @router.delete("/{model_id}", status_code=204, summary="Delete a model")
@@ -190,7 +229,7 @@ def parse_config(body: bytes) -> ModelConfig:
 )
 async def bundle(record: UsableModel, service: ServiceDep) -> Response:
     """The model as a facefaas bundle zip (``pnet/rnet/onet.onnx``, ``manifest.json``), which
-    uploads again under the same id."""
+    uploads again as a new model with the same ``sha256``."""
     data = await run_in_threadpool(_bundle_zip, service, record)
     headers = {"Content-Disposition": f'attachment; filename="{record.id}.zip"'}
     return Response(data, media_type="application/zip", headers=headers)

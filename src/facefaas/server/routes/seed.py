@@ -28,12 +28,19 @@ from facefaas.server.inputs import read_body
 from facefaas.server.routes import IMAGE_BODY, MODEL_BODY
 from facefaas.server.routes.deps import (
     AdminModel,
-    MayUpload,
     ServiceDep,
+    Uploader,
     UsableModel,
     rate_limited,
 )
-from facefaas.server.routes.models import UploadFields, parse_config, read_upload
+from facefaas.server.routes.models import (
+    REPLAYED_HEADER,
+    IdempotencyKey,
+    UploadFields,
+    create,
+    parse_config,
+    read_upload,
+)
 from facefaas.server.routes.run import run_function
 from facefaas.server.schemas import RunParams
 
@@ -50,10 +57,11 @@ PictureName = StrEnum(  # type: ignore[misc]
 
 
 def _description(request: Request) -> str | None:
+    """The seed's ``SSVM_Description`` header; bounded as the ``description`` field (422)."""
     for name in ("ssvm_description", "ssvm-description"):
         value = request.headers.get(name)
         if value is not None:
-            return value[:10_000]
+            return value
     return None
 
 
@@ -68,14 +76,20 @@ def _executable(record: ModelRecord) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "/executables", openapi_extra=MODEL_BODY, summary="Upload (seed)", dependencies=[MayUpload]
-)
+@router.post("/executables", openapi_extra=MODEL_BODY, summary="Upload (seed)")
 async def upload(
-    request: Request, query: Annotated[UploadFields, Query()], service: ServiceDep
+    request: Request,
+    response: Response,
+    query: Annotated[UploadFields, Query()],
+    service: ServiceDep,
+    uploader: Uploader,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    upload = await read_upload(request, service, query, {"description": _description(request)})
-    created, _ = await service.create_model(upload)
+    """As ``POST /api/models`` (``Idempotency-Key`` included), in the seed's words."""
+    defaults = {"description": _description(request)}
+    created, _ = await create(request, service, query, uploader, idempotency_key, defaults)
+    if created.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
     return {
         "wasm_id": created.record.id,
         "wasm_sha256": "0x" + created.record.sha256,
@@ -102,8 +116,10 @@ async def update_binary(
     query: Annotated[UploadFields, Query()],
     service: ServiceDep,
 ) -> dict[str, Any]:
-    upload = await read_upload(request, service, query, {"description": _description(request)})
-    record = await service.replace_model(record, upload)
+    with service.imports.admit():
+        defaults = {"description": _description(request)}
+        upload = await read_upload(request, service, query, defaults)
+        record = await service.replace_model(record, upload)
     return {"wasm_id": record.id, "wasm_sha256": "0x" + record.sha256}
 
 
