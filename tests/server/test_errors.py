@@ -181,12 +181,13 @@ def test_unreadable_model_is_422(http: httpx.Client, data: bytes, code: str) -> 
     assert assert_problem(response, 422)["code"].startswith("model")
 
 
-def test_duplicate_upload_is_409_naming_the_existing_model(
-    http: httpx.Client, new_model: bytes
+def test_idempotency_key_reused_for_another_upload_is_422(
+    http: httpx.Client, new_model: bytes, make_model: Callable[[int], bytes]
 ) -> None:
-    first = upload(http, new_model)
-    again = http.post("/api/models", files={"file": ("copy.zip", new_model)})
-    assert assert_problem(again, 409, "conflict")["model_id"] == first["model_id"]
+    key = {"Idempotency-Key": "reused-key-" + "0" * 16}
+    http.post("/api/models", files={"file": ("a.zip", new_model)}, headers=key)
+    other = http.post("/api/models", files={"file": ("b.zip", make_model(0))}, headers=key)
+    assert_problem(other, 422, "idempotency-key-reused")
 
 
 def test_private_model_without_a_key_is_401_and_with_a_wrong_key_403(
@@ -218,9 +219,12 @@ def test_upload_token_missing_is_401_and_wrong_is_403(
         assert http.get("/api/info").json()["upload_token_required"] is True
 
 
-def test_rate_limit_is_429_with_retry_after(start_server: ServerFactory, blank_png: bytes) -> None:
-    limited = start_server(rate_limit="3/minute")
+def test_rate_limit_is_429_with_retry_after(
+    start_server: ServerFactory, blank_png: bytes, new_model: bytes
+) -> None:
+    limited = start_server(rate_limit="4/minute")
     with httpx.Client(base_url=limited.url, timeout=30) as http:
+        created = upload(http, new_model, private=True)  # the address's first request
         statuses = [
             http.post("/api/run/mtcnn/detect", content=blank_png).status_code for _ in range(3)
         ]
@@ -228,10 +232,26 @@ def test_rate_limit_is_429_with_retry_after(start_server: ServerFactory, blank_p
         response = http.post("/api/run/mtcnn/detect", content=blank_png)
         body = assert_problem(response, 429, "rate-limited")
         assert 1 <= int(response.headers["retry-after"]) <= 60 and body["retry_after"] >= 1
-        # A key is a client of its own, and operations routes are never limited.
-        other = http.post("/api/run/mtcnn/detect", content=blank_png, headers={"X-API-Key": "k"})
-        assert other.status_code == 200
-        assert http.get("/healthz").status_code == 200
+        # An invented key identifies nobody: it is the same address, still limited.
+        for key in ("k", "ffu_" + "x" * 43):
+            invented = http.post(
+                "/api/run/mtcnn/detect", content=blank_png, headers={"X-API-Key": key}
+            )
+            assert_problem(invented, 429, "rate-limited")
+        # A key verified for the model it calls has an allowance of its own.
+        own = http.post(
+            f"/api/run/{created['model_id']}/detect",
+            content=blank_png,
+            headers={"X-API-Key": created["usage_key"]},
+        )
+        assert own.status_code == 200, own.text
+        # ...which another model's key does not share: for mtcnn it is no identity.
+        foreign = http.post(
+            "/api/run/mtcnn/detect", content=blank_png,
+            headers={"X-API-Key": created["usage_key"]},
+        )  # fmt: skip
+        assert_problem(foreign, 429, "rate-limited")
+        assert http.get("/healthz").status_code == 200  # operations are never limited
 
 
 def test_full_inference_queue_is_503_with_retry_after(
