@@ -4,18 +4,23 @@
 mutations of byte-level fuzzers: bit flips, "interesting" integers written over 1, 2 or 4 bytes
 in either byte order (0, -1, 0x7fffffff, ... where sizes and offsets live), inserted, deleted and
 duplicated runs, truncation, and splicing the head of another seed onto the tail of this one.
-Positions favour the first 512 bytes, where headers are.
+Positions favour the first 512 bytes, where headers are. :func:`proto_mutated` does the same
+one level up for protobuf files (ONNX, TensorFlow, Caffe): it changes fields, not bytes, so the
+result still parses and the importer's own checks are what is tested.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from hypothesis import settings
 from hypothesis import strategies as st
 
-__all__ = ["EXPLORE_ENV", "budget", "mutated"]
+__all__ = ["EXPLORE_ENV", "budget", "mutated", "proto_mutated"]
 
 EXPLORE_ENV = "FACEFAAS_FUZZ_EXAMPLES"
 
@@ -93,3 +98,91 @@ def mutated(draw: st.DrawFn, seeds: Sequence[bytes], max_mutations: int = 6) -> 
     for _ in range(draw(st.integers(1, max_mutations))):
         draw(st.sampled_from(_MUTATIONS))(draw, data, seeds)
     return bytes(data)
+
+
+# --- protobuf messages, field by field ----------------------------------------------------------
+
+_F = FieldDescriptor
+_INT_LIMITS = {
+    _F.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
+    _F.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
+    _F.CPPTYPE_UINT32: (0, 2**32 - 1),
+    _F.CPPTYPE_UINT64: (0, 2**64 - 1),
+}
+_FLOATS = (0.0, -1.0, 1e30, float("inf"), float("nan"))
+_TEXTS = ("", "x", "conv1", "pnet/conv1/weights", "Conv", "Loop", "com.evil", "../x", "\x00", "é")
+
+
+def _fields(message: Message, out: list[tuple[Message, FieldDescriptor]]) -> None:
+    """Every set field of ``message`` and of the messages inside it, depth first."""
+    for field, value in message.ListFields():
+        out.append((message, field))
+        if field.cpp_type != _F.CPPTYPE_MESSAGE:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            values = field.message_type.fields_by_name["value"]
+            if values.cpp_type == _F.CPPTYPE_MESSAGE:
+                for key in list(value):
+                    _fields(value[key], out)
+        elif field.is_repeated:
+            for item in value:
+                _fields(item, out)
+        else:
+            _fields(value, out)
+
+
+def _scalar(draw: st.DrawFn, field: FieldDescriptor, old: Any) -> Any:
+    kind = field.cpp_type
+    if kind in _INT_LIMITS:
+        low, high = _INT_LIMITS[kind]
+        small = st.integers(-3, 3).map(lambda d: (old if isinstance(old, int) else 0) + d)
+        value = draw(st.one_of(st.sampled_from((*_INTERESTING, -1, low, high)), small))
+        return min(max(value, low), high)
+    if kind in (_F.CPPTYPE_FLOAT, _F.CPPTYPE_DOUBLE):
+        return draw(st.sampled_from(_FLOATS))
+    if kind == _F.CPPTYPE_BOOL:
+        return not old
+    if kind == _F.CPPTYPE_ENUM:
+        return draw(st.sampled_from([v.number for v in field.enum_type.values]))
+    if kind == _F.CPPTYPE_STRING and field.type == _F.TYPE_BYTES:
+        cut = draw(st.integers(0, len(old)))
+        return old[:cut] if draw(st.booleans()) else old + draw(st.binary(max_size=8))
+    return draw(st.sampled_from(_TEXTS))
+
+
+def _mutate_field(draw: st.DrawFn, message: Message, field: FieldDescriptor) -> None:
+    value = getattr(message, field.name)
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        message.ClearField(field.name)
+    elif field.is_repeated and len(value):
+        index = draw(st.integers(0, len(value) - 1))
+        action = draw(st.sampled_from(("delete", "copy", "clear", "set")))
+        if action == "delete":
+            del value[index]
+        elif action == "clear":
+            message.ClearField(field.name)
+        elif field.cpp_type == _F.CPPTYPE_MESSAGE:
+            value.add().CopyFrom(value[index])
+        elif action == "copy":
+            value.append(value[index])
+        else:
+            value[index] = _scalar(draw, field, value[index])
+    elif field.cpp_type == _F.CPPTYPE_MESSAGE or draw(st.integers(0, 5)) == 0:
+        message.ClearField(field.name)
+    else:
+        setattr(message, field.name, _scalar(draw, field, value))
+
+
+@st.composite
+def proto_mutated(draw: st.DrawFn, seeds: Sequence[Message], max_mutations: int = 4) -> bytes:
+    """A seed message with 1 to ``max_mutations`` of its fields changed, set to interesting
+    values, deleted, cleared or duplicated; serialized."""
+    message = draw(st.sampled_from(seeds)).__deepcopy__()
+    for _ in range(draw(st.integers(1, max_mutations))):
+        found: list[tuple[Message, FieldDescriptor]] = []
+        _fields(message, found)
+        if not found:
+            break
+        _mutate_field(draw, *draw(st.sampled_from(found)))
+    data: bytes = message.SerializeToString()
+    return data

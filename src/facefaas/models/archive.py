@@ -14,6 +14,7 @@ limits) when it has:
 from __future__ import annotations
 
 import io
+import lzma
 import re
 import stat
 import zipfile
@@ -101,7 +102,7 @@ def read_zip(
         for info in infos:
             name = _safe_name(info.filename)
             _check_entry_type(info)
-            if info.is_dir() or not name:
+            if not name or info.is_dir():  # is_dir() fails on an empty name
                 continue
             if name in files:
                 raise ModelFormatError(f"{what} holds {name!r} twice")
@@ -133,6 +134,8 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, wh
         with archive.open(info) as entry:
             return entry.read(max(budget, 0) + 1)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as exc:
+        raise ModelFormatError(f"{what}: entry {info.filename!r} is unreadable ({exc})") from None
+    except (OSError, lzma.LZMAError) as exc:  # corrupt bzip2 ("Invalid data stream") or LZMA
         raise ModelFormatError(f"{what}: entry {info.filename!r} is unreadable ({exc})") from None
     except RuntimeError as exc:  # zipfile's "File ... is encrypted, password required"
         raise ModelFormatError(f"{what}: entry {info.filename!r}: {exc}") from None

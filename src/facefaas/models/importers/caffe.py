@@ -18,6 +18,7 @@ A ``.prototxt`` is optional; when present its layers must agree with the ``.caff
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -72,7 +73,7 @@ def _blob(blob: Any, what: str) -> npt.NDArray[np.float32]:
     else:  # legacy 4-D shape; InnerProduct weights are (1, 1, out, in)
         shape = tuple(int(d) for d in (blob.num, blob.channels, blob.height, blob.width))
     values = blob.data if len(blob.data) else blob.double_data
-    if any(d < 0 for d in shape) or int(np.prod(shape)) != len(values):
+    if any(d < 0 for d in shape) or math.prod(shape) != len(values):  # exact, unlike np.prod
         raise ModelFormatError(f"{what}: {len(values)} values for a blob of shape {shape}")
     return np.asarray(values, dtype=np.float32).reshape(shape)
 
@@ -100,8 +101,13 @@ def _parse(data: bytes, what: str) -> list[_CaffeLayer]:
     return layers
 
 
-def _matrix(blob: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    return blob.reshape(blob.shape[-2:]) if blob.ndim == 4 else blob
+def _matrix(blob: npt.NDArray[np.float32], what: str) -> npt.NDArray[np.float32]:
+    """An InnerProduct weight as a matrix: the legacy 4-D shape is ``(1, 1, out, in)``."""
+    if blob.ndim != 4:
+        return blob
+    if blob.shape[0] * blob.shape[1] != 1:
+        raise ModelValidationError(f"{what}: a weight of shape {blob.shape} is not a matrix")
+    return blob.reshape(blob.shape[-2:])
 
 
 def _layers(parsed: list[_CaffeLayer], what: str) -> list[Layer]:
@@ -113,7 +119,7 @@ def _layers(parsed: list[_CaffeLayer], what: str) -> list[Layer]:
                 raise ModelValidationError(f"{what}: {layer.name} needs a weight and a bias")
             weight, bias = layer.blobs
             if layer.type == "InnerProduct":
-                weight = _matrix(weight)
+                weight = _matrix(weight, f"{what}: {layer.name}")
             layers.append(Layer(layer.name, weight, bias.reshape(-1)))
         elif layer.type == "PReLU":
             if not layers or layers[-1].prelu is not None or len(layer.blobs) != 1:
@@ -206,7 +212,8 @@ def _read_one(
     named, extra = layers_by_structure(net, layers, f"{FORMAT}: {name}")
     for layer in extra:
         key = f"{net}.{layer.name}"
-        notes.extra_networks[key] = {"weight": _matrix(layer.weight), "bias": layer.bias}
+        weight = _matrix(layer.weight, f"{name}: {key}")
+        notes.extra_networks[key] = {"weight": weight, "bias": layer.bias}
         notes.warnings.append(
             f"{name}: {NET_TITLES[net]} head {layer.name} ({layer.outputs} outputs) is not part "
             f"of the MTCNN pipeline; kept in extra_networks[{key!r}], not used"

@@ -109,9 +109,16 @@ def _check_signature(net: str, model: onnx.ModelProto, what: str) -> None:
         dims, dtype = found[name]
         if dims != shape or dtype != onnx.TensorProto.FLOAT:
             raise ModelValidationError(
-                f"{what}: initializer {name} is {onnx.TensorProto.DataType.Name(dtype)} "
-                f"{dims}, expected FLOAT {shape}"
+                f"{what}: initializer {name} is {_dtype_name(dtype)} {dims}, expected FLOAT {shape}"
             )
+
+
+def _dtype_name(dtype: int) -> str:
+    """``FLOAT``, ``INT64``, ...; a number outside ONNX's enum (the field is a plain int32)."""
+    try:
+        return str(onnx.TensorProto.DataType.Name(dtype))
+    except ValueError:
+        return f"data type {dtype}"
 
 
 def _structure(model: onnx.ModelProto) -> list[Any]:

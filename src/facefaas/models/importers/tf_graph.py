@@ -12,19 +12,21 @@ reach :class:`~facefaas.models.weights.MtcnnWeights`'s canonical one:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import DecodeError
 
-from facefaas.errors import ModelFormatError
+from facefaas.errors import ModelFormatError, TooLargeError
 from facefaas.models.importers._tfproto import graph_def_class
 from facefaas.models.weights import MtcnnWeights, Params
 
 __all__ = ["looks_like_tf_graph", "read_tf_graph"]
 
 _DT_FLOAT = 1
+_MAX_ELEMENTS = 1 << 24  # per tensor; MTCNN's largest (O-Net's conv5) has 294,912
 _YX_TO_XY_BOX = [1, 0, 3, 2]
 _YX_TO_XY_LANDMARKS = [5, 6, 7, 8, 9, 0, 1, 2, 3, 4]
 
@@ -64,7 +66,14 @@ def _tensor_value(tensor: Any, name: str) -> npt.NDArray[np.float32]:
     if tensor.dtype != _DT_FLOAT:
         raise ModelFormatError(f"{name}: dtype {tensor.dtype} is not float32")
     shape = tuple(int(d.size) for d in tensor.tensor_shape.dim)
-    count = int(np.prod(shape)) if shape else 1
+    if any(d < 0 for d in shape):
+        raise ModelFormatError(f"{name}: negative size in shape {shape}")
+    count = math.prod(shape)  # exact: numpy's product of int64 wraps around
+    if count > _MAX_ELEMENTS:  # a single float_val would be broadcast to all of them
+        raise TooLargeError(
+            f"{name}: shape {shape} has {count} elements; at most {_MAX_ELEMENTS} are accepted",
+            limit=_MAX_ELEMENTS, unit="elements",
+        )  # fmt: skip
     if tensor.tensor_content:
         if len(tensor.tensor_content) != 4 * count:
             raise ModelFormatError(f"{name}: {len(tensor.tensor_content)} bytes for shape {shape}")
@@ -127,6 +136,7 @@ def read_tf_graph(data: bytes) -> MtcnnWeights:
     Raises:
         ModelFormatError: not a GraphDef, or not one with MTCNN's weight nodes.
         ModelValidationError: the weights have shapes MTCNN does not have.
+        TooLargeError: a tensor declares more than 2**24 elements.
     """
     consts = _constants(data)
     return MtcnnWeights(**{net: _network(consts, net) for net in _LAYERS})
