@@ -9,6 +9,7 @@ shared, emptied Prometheus multiprocess folder.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -23,7 +24,9 @@ __all__ = ["edge_config", "serve"]
 
 log = logging.getLogger(__name__)
 
-_GRACEFUL_SHUTDOWN_SECONDS = 10
+# On SIGTERM the service lets work in flight go on for drain_seconds, then stops it and answers
+# 503 (Service.begin_drain); uvicorn waits this much longer for those answers to be written.
+_ANSWER_SECONDS = 5
 _STARTUP_FAILURE = 3  # uvicorn's exit status when the app does not start
 
 
@@ -68,7 +71,7 @@ def edge_config(settings: Settings, app: Any, **kwargs: Any) -> EdgeConfig:
         port=settings.port,
         log_config=None,
         access_log=False,  # our middleware writes one access line per request, with its id
-        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_graceful_shutdown=math.ceil(settings.drain_seconds) + _ANSWER_SECONDS,
         timeout_keep_alive=settings.keep_alive_timeout,
         backlog=settings.max_connections,
         server_header=False,
