@@ -47,7 +47,7 @@ def test_sigterm_drains_then_answers_what_it_cannot_finish_with_503(tmp_path: Pa
             try:
                 answers.append(httpx.post(f"{url}/api/run/mtcnn/detect?min_size=8&factor=0.9",
                                           content=data, timeout=60))  # fmt: skip
-            except BaseException as exc:  # noqa: BLE001 -- reported by the assertion below
+            except BaseException as exc:  # reported by the assertion below
                 answers.append(exc)
 
         threads = [threading.Thread(target=call) for _ in range(4)]
