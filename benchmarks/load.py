@@ -33,6 +33,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "solvay.jpg"
+SERVER_PIDS: list[int] = []  # of the servers local_server started, for other benchmarks
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -128,6 +129,7 @@ def local_server(workers: int, threads: int | None) -> Iterator[str]:
             command += ["--inference-threads", str(threads)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("FACEFAAS_")}
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        SERVER_PIDS.append(proc.pid)
         try:
             deadline = time.monotonic() + 120
             while True:
