@@ -73,7 +73,6 @@ def edge_config(settings: Settings, app: Any, **kwargs: Any) -> EdgeConfig:
         access_log=False,  # our middleware writes one access line per request, with its id
         timeout_graceful_shutdown=math.ceil(settings.drain_seconds) + _ANSWER_SECONDS,
         timeout_keep_alive=settings.keep_alive_timeout,
-        backlog=settings.max_connections,
         server_header=False,
         **kwargs,
     )
