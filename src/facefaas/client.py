@@ -317,8 +317,17 @@ class Client:
 
     # -- the registry ----------------------------------------------------------------------
 
-    def models(self) -> list[dict[str, Any]]:
-        models: list[dict[str, Any]] = self._request("GET", "/api/models").json()
+    def models(
+        self, *, key: str | None = None, page_size: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every model the keys sent may see (a private model only with one of its keys),
+        following the listing's ``Link: rel="next"`` pages (``page_size`` models each)."""
+        models: list[dict[str, Any]] = []
+        url: str | None = "/api/models" + (f"?limit={page_size}" if page_size else "")
+        while url is not None:
+            response = self._request("GET", url, key=key)
+            models.extend(response.json())
+            url = response.links.get("next", {}).get("url")
         return models
 
     def model(self, model_id: str) -> dict[str, Any]:

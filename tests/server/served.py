@@ -62,7 +62,7 @@ def start_serve(data_dir: Path, env: dict[str, str], *args: str) -> Served:
     }
     command = [sys.executable, "-m", "facefaas", "serve", *args]
     limit = ["prlimit", f"--as={ADDRESS_SPACE}", "--"]
-    log = data_dir / "serve.log"
+    log = data_dir.with_name(data_dir.name + ".serve.log")
     with log.open("wb") as stderr:
         process = subprocess.Popen(limit + command, env=environ, stderr=stderr)
     served = Served(process, port)

@@ -46,6 +46,7 @@ from facefaas.models.bundle import MANIFEST_FILE
 from facefaas.models.manifest import ModelManifest
 from facefaas.models.weights import MtcnnWeights
 from facefaas.registry import keys
+from facefaas.registry.permissions import private_folder, private_sqlite_file
 from facefaas.registry.records import (
     CreatedModel,
     Creation,
@@ -122,8 +123,9 @@ class Registry:
     @classmethod
     def open(cls, data_dir: Path, database_url: str | None = None) -> Registry:
         """Open (creating as needed) the registry of ``data_dir``; see ``Settings.database_url``."""
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(data_dir)
         url = database_url or f"sqlite:///{(data_dir / 'registry.sqlite3').resolve()}"
+        private_sqlite_file(url)
         engine = make_engine(url)
         create_schema(engine)
         registry = cls(engine, ModelStore(data_dir / "models"))

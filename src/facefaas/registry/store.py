@@ -1,6 +1,7 @@
 """`ModelStore`: model bundles on disk, content-addressed by their weights digest.
 
-Layout: ``<root>/<sha256>/{pnet,rnet,onet}.onnx, manifest.json`` where ``sha256`` is
+Layout: ``<root>/<sha256>/{pnet,rnet,onet}.onnx, manifest.json`` (folders 0700, files 0600:
+:mod:`~facefaas.registry.permissions`) where ``sha256`` is
 :meth:`~facefaas.models.weights.MtcnnWeights.digest`. Folders are written atomically by
 :func:`~facefaas.models.bundle.write_bundle` (a hidden temporary sibling renamed into place), so a
 folder either is complete or is not there; hidden leftovers of a killed write are removed by
@@ -10,6 +11,7 @@ folder either is complete or is not there; hidden leftovers of a killed write ar
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 from dataclasses import replace
@@ -19,6 +21,7 @@ from facefaas.errors import ModelNotFoundError
 from facefaas.models.bundle import MANIFEST_FILE, write_bundle
 from facefaas.models.manifest import ModelManifest
 from facefaas.models.weights import MtcnnWeights
+from facefaas.registry.permissions import FOLDER_MODE, private_folder, private_tree
 
 __all__ = ["ModelStore"]
 
@@ -32,7 +35,8 @@ class ModelStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        private_folder(root)
+        os.chmod(root, FOLDER_MODE)  # ours alone, even if an older facefaas made it
 
     def path(self, sha256: str) -> Path:
         """The folder of a digest. Only 64 lowercase hex characters are accepted (containment)."""
@@ -47,7 +51,9 @@ class ModelStore:
         """Store ``weights`` (if not stored yet) and return their digest."""
         sha256 = weights.digest()
         if not self.has(sha256):
-            write_bundle(self.path(sha256), weights, replace(manifest, weights_sha256=sha256))
+            folder = self.path(sha256)
+            write_bundle(folder, weights, replace(manifest, weights_sha256=sha256))
+            private_tree(folder)  # the store folder is 0700: nobody else could see it before
         return sha256
 
     def remove(self, sha256: str) -> None:

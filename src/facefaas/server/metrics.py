@@ -8,6 +8,10 @@ Metrics:
 
 - ``facefaas_inference_seconds{model,function}``: histogram, decode + detect + render time;
 - ``facefaas_faces_per_image{model}``: histogram of faces returned per image;
+
+``model`` is the model's id, or ``private`` for every private model: ``/metrics`` needs no key,
+so it must not tell which private models exist or how much they are used.
+
 - ``facefaas_requests_in_flight``: gauge of HTTP requests being served;
 - ``facefaas_inference_pending``: gauge of inference jobs running or queued;
 - ``facefaas_http_responses_total{status}`` and ``facefaas_http_errors_total{status}``;
@@ -31,7 +35,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "resident_memory_bytes"]
+__all__ = ["CONTENT_TYPE_LATEST", "PRIVATE_LABEL", "Metrics", "resident_memory_bytes"]
+
+PRIVATE_LABEL = "private"  # the model label of every private model
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
 _FACE_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200)
@@ -109,9 +115,13 @@ class Metrics:
         if status >= 400:
             self.errors.labels(str(status)).inc()
 
-    def observe_inference(self, model: str, function: str, seconds: float, faces: int) -> None:
-        self.inference_seconds.labels(model, function).observe(seconds)
-        self.faces_per_image.labels(model).observe(faces)
+    def observe_inference(
+        self, model: str, function: str, seconds: float, faces: int, *, private: bool
+    ) -> None:
+        """Count one image of ``model`` (labelled :data:`PRIVATE_LABEL` when ``private``)."""
+        label = PRIVATE_LABEL if private else model
+        self.inference_seconds.labels(label, function).observe(seconds)
+        self.faces_per_image.labels(label).observe(faces)
 
     def update_memory(self) -> None:
         self.memory.set(resident_memory_bytes())

@@ -22,6 +22,7 @@ from facefaas.server.routes.deps import (
     UsableModel,
     rate_limited,
 )
+from facefaas.server.routes.paging import VisiblePage
 from facefaas.server.schemas import CreatedModel, ModelConfig, ModelInfo, UsageKey, UsageOut
 from facefaas.server.service import ModelUpload, Service
 from facefaas.server.uploads import IDEMPOTENCY_KEY_PATTERN, request_digest
@@ -154,14 +155,17 @@ async def upload(
 
 
 @router.get("", response_model=list[ModelInfo], summary="List models")
-async def list_models(service: ServiceDep) -> list[ModelInfo]:
-    return [model_info(record) for record in await service.list_models()]
+async def list_models(page: VisiblePage) -> list[ModelInfo]:
+    """Built-in models first, then by upload time, a page at a time (``Link: <...>;
+    rel="next"`` when more follow). Private models are listed only to holders of their keys."""
+    return [model_info(record) for record in page]
 
 
 @router.get("/{model_id}", response_model=ModelInfo, summary="Show a model")
-async def show(model_id: str, service: ServiceDep) -> ModelInfo:
-    """Metadata, recommended parameters, run defaults, usage counts and mean latency."""
-    return model_info(await service.get_model(model_id))
+async def show(record: UsableModel, service: ServiceDep) -> ModelInfo:
+    """Metadata, recommended parameters, run defaults, usage counts and mean latency. A private
+    model's metadata needs one of its keys, as running it does (401 without, 403 with another)."""
+    return model_info(await service.get_model(record.id))
 
 
 @router.put("/{model_id}", response_model=ModelInfo, openapi_extra=MODEL_BODY, summary="Replace")

@@ -41,6 +41,7 @@ from facefaas.server.routes.models import (
     parse_config,
     read_upload,
 )
+from facefaas.server.routes.paging import VisiblePage
 from facefaas.server.routes.run import run_function
 from facefaas.server.schemas import RunParams
 
@@ -100,13 +101,14 @@ async def upload(
 
 
 @router.get("/executables", summary="List (seed)")
-async def list_executables(service: ServiceDep) -> list[dict[str, Any]]:
-    return [_executable(r) for r in await service.list_models()]
+async def list_executables(page: VisiblePage) -> list[dict[str, Any]]:
+    """As ``GET /api/models``: in pages, private models only to holders of their keys."""
+    return [_executable(r) for r in page]
 
 
 @router.get("/executables/{model_id}", summary="Show (seed)")
-async def show_executable(model_id: str, service: ServiceDep) -> dict[str, Any]:
-    return _executable(await service.get_model(model_id))
+async def show_executable(record: UsableModel, service: ServiceDep) -> dict[str, Any]:
+    return _executable(await service.get_model(record.id))
 
 
 @router.put("/update_wasm_binary/{model_id}", openapi_extra=MODEL_BODY, summary="Replace (seed)")
