@@ -21,7 +21,7 @@ from facefaas.models.builtin import builtin_path
 from facefaas.models.bundle import read_bundle
 from facefaas.models.manifest import ModelManifest
 from facefaas.models.weights import MtcnnWeights
-from facefaas.registry import ModelExistsError, Registry
+from facefaas.registry import Registry
 
 from .conftest import ServerFactory, upload
 
@@ -90,8 +90,9 @@ def test_registry_runs_on_postgres(postgres_url: str, tmp_path: Path) -> None:
         weights, manifest = _weights(1)
         created = registry.create(weights, manifest, source_format="t", private=True)
         model_id = created.record.id
-        with pytest.raises(ModelExistsError):
-            registry.create(weights, manifest, source_format="t")
+        twin = registry.create(weights, manifest, source_format="t").record.id
+        assert twin != model_id
+        registry.delete(twin)
         registry.record_usage(model_id, calls=3, faces=4, errors=1, latency_ms=12.0)
         registry.set_config(model_id, {"max_faces": 2, "thresholds": [0.5, 0.6, 0.7]})
         record = registry.get(model_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from facefaas.models.builtin import builtin_path
 from facefaas.models.bundle import read_bundle
 from facefaas.models.manifest import ModelManifest
 from facefaas.models.weights import MtcnnWeights
-from facefaas.registry import ModelExistsError, ModelStore, Registry, check_model_id
+from facefaas.registry import ModelStore, Registry, check_model_id
 from facefaas.registry import keys as keymod
 
 
@@ -52,26 +53,29 @@ def test_builtin_model_is_registered_and_read_only(registry: Registry) -> None:
         registry.delete("mtcnn")
 
 
-def test_same_weights_give_the_same_id_in_any_registry(
+def test_ids_are_random_and_say_nothing_about_the_weights(
     tmp_path: Path, weights: tuple[MtcnnWeights, ModelManifest]
 ) -> None:
     w, manifest = nudged(weights[0], 1), weights[1]
-    ids = []
+    records = []
     for name in ("a", "b"):
         registry = Registry.open(tmp_path / name)
-        ids.append(registry.create(w, manifest, source_format="test").record.id)
+        records.append(registry.create(w, manifest, source_format="test").record)
         registry.close()
-    assert ids[0] == ids[1] == w.digest()[:16]
+    assert records[0].sha256 == records[1].sha256 == w.digest()
+    assert records[0].id != records[1].id
+    assert all(re.fullmatch(r"[0-9a-f]{16}", r.id) and r.id not in r.sha256 for r in records)
 
 
-def test_uploading_the_same_weights_again_is_a_conflict_naming_the_model(
+def test_the_same_weights_uploaded_twice_are_two_models_sharing_one_folder(
     registry: Registry, weights: tuple[MtcnnWeights, ModelManifest]
 ) -> None:
     w = nudged(weights[0], 2)
-    created = registry.create(w, weights[1], source_format="test")
-    with pytest.raises(ModelExistsError) as raised:
-        registry.create(w, weights[1], source_format="test")
-    assert raised.value.model_id == created.record.id and raised.value.status == 409
+    first = registry.create(w, weights[1], source_format="test")
+    second = registry.create(w, weights[1], source_format="test")
+    assert first.record.id != second.record.id and first.admin_key != second.admin_key
+    registry.delete(first.record.id)
+    assert registry.bundle_path(second.record).is_dir()  # still used: kept
 
 
 def test_keys_are_stored_hashed_and_checked(

@@ -178,6 +178,8 @@ def receive_imported(
             raise ImportWorkerError("the answer lists no arrays, or too many")
         arrays = [(spec, _receive(conn, deadline, 4 * max_bytes + 1024)) for spec in specs]
         return _decode(header, arrays)
+    except TimeoutError:
+        raise
     except (EOFError, OSError, KeyError, TypeError, ValueError) as exc:
         # ValueError covers bad JSON and reshape; a TooLargeError from the checks is a 413.
         if isinstance(exc, FacefaasError):
