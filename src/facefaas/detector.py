@@ -1,4 +1,5 @@
-"""`Detector`: MTCNN on ONNX Runtime, and the module-level :func:`detect`."""
+"""`Detector`: a face detector of any family on ONNX Runtime, and the module-level
+:func:`detect`."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import numpy as np
 
 from facefaas.errors import ModelError, ParameterError
 from facefaas.faces import Faces
+from facefaas.families import Family, Runner
 from facefaas.models.builtin import DEFAULT_MODEL
 from facefaas.models.resolve import ModelRef, Resolver, resolve_model
-from facefaas.mtcnn.pipeline import never_stop, normalize, run_cascade
-from facefaas.params import DetectionParams
+from facefaas.mtcnn.pipeline import never_stop
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -27,25 +28,27 @@ _IMAGES_IN_FLIGHT = 2  # per detect_batch call
 
 
 class Detector:
-    """Face detector: an MTCNN model on ONNX Runtime.
+    """Face detector: a model of any detector family on ONNX Runtime.
 
     Args:
-        model: ``"mtcnn"`` (built in, the seed's model), a bundle folder, a model file or folder
-            in any importable format (a bundle zip, a TensorFlow ``.pb``, Caffe, facenet-pytorch
-            or ipazc weights: imported in memory), a :class:`~facefaas.models.bundle.Bundle` or
+        model: ``"mtcnn"`` (built in, the seed's model, the default), ``"centerface"`` (built
+            in), a bundle folder, a CenterFace ``.onnx`` file, an MTCNN model file or folder in
+            any importable format (a bundle zip, a TensorFlow ``.pb``, Caffe, facenet-pytorch or
+            ipazc weights: imported in memory), a :class:`~facefaas.models.bundle.Bundle` or
             in-memory :class:`MtcnnWeights`.
-        min_size, thresholds, factor: default :class:`DetectionParams` of this detector (each
-            call may override them).
+        params: this detector's default parameters, of the model's family
+            (:class:`DetectionParams` for MTCNN, :class:`~facefaas.centerface.CenterFaceParams`
+            for CenterFace); default: the family's defaults.
+        min_size, thresholds, factor: MTCNN's parameters one by one, over ``params``.
         providers: ``"cpu"`` (default), ``"cuda"``, ``"auto"`` or ORT provider names.
-        threads: how many pyramid levels or crop chunks run in parallel (default: all cores).
-        pool: run them on this executor, shared with other detectors (the service shares one
-            across every model it holds); ``threads`` is then ignored and :meth:`close` leaves
-            the pool to its owner.
-        refine_landmarks: run the model's landmark-refinement net (LNet, e.g. Caffe's ``det4``)
-            after O-Net: ``None`` (default) when the model has one, ``False`` never, ``True``
-            always (:class:`~facefaas.errors.ParameterError` if the model has none). LNet moves
-            only the five landmarks; boxes and scores are the same either way.
-
+        threads: how many cores one detection may use (default: all).
+        pool: MTCNN: run pyramid levels and crop chunks on this executor, shared with other
+            detectors (the service shares one across every model it holds); ``threads`` is then
+            ignored and :meth:`close` leaves the pool to its owner.
+        refine_landmarks: MTCNN: run the model's landmark-refinement net (LNet, e.g. Caffe's
+            ``det4``) after O-Net: ``None`` (default) when the model has one, ``False`` never,
+            ``True`` always (:class:`~facefaas.errors.ParameterError` if the model has none).
+            LNet moves only the five landmarks; boxes and scores are the same either way.
         resolvers: extra places to look up a model id (:func:`~facefaas.models.resolve.
             resolve_model`; the service passes its registry).
 
@@ -57,20 +60,31 @@ class Detector:
         self,
         model: ModelRef = DEFAULT_MODEL,
         *,
-        min_size: float = 20.0,
-        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-        factor: float = 0.709,
+        params: Any = None,
+        min_size: float | None = None,
+        thresholds: Sequence[float] | None = None,
+        factor: float | None = None,
         providers: str | Sequence[str] | None = None,
         threads: int | None = None,
         refine_landmarks: bool | None = None,
         pool: Executor | None = None,
         resolvers: Sequence[Resolver] = (),
     ) -> None:
-        from facefaas.runtime.sessions import OnnxCascade
-
-        self.params = DetectionParams(min_size, tuple(thresholds), factor)  # type: ignore[arg-type]
         resolved = resolve_model(model, resolvers=resolvers)
         networks, self.manifest = resolved.networks, resolved.manifest
+        self.family: Family = resolved.family
+        """The model's detector family (:mod:`facefaas.families`)."""
+        given: dict[str, Any] = {"min_size": min_size, "thresholds": thresholds, "factor": factor}
+        given = {name: value for name, value in given.items() if value is not None}
+        if given and self.family.name != "mtcnn":
+            raise ParameterError(
+                f"{', '.join(given)}: not parameters of {self.family.title} (its parameters: "
+                f"{', '.join(self.family.parameter_names)})"
+            )
+        if isinstance(given.get("thresholds"), list):
+            given["thresholds"] = tuple(given["thresholds"])
+        self.params: Any = self._own(params, given)
+        """This detector's default parameters (of its family)."""
         if refine_landmarks not in (None, True, False):
             raise ParameterError(
                 f"refine_landmarks must be None, True or False, not {refine_landmarks!r}"
@@ -83,9 +97,17 @@ class Detector:
         if refine_landmarks is False:
             networks = {net: data for net, data in networks.items() if net != "lnet"}
         self.refine_landmarks: bool = "lnet" in networks
-        """Whether detections run LNet after O-Net."""
-        self._ops = OnnxCascade(networks, providers=providers, threads=threads, pool=pool)
+        """Whether detections run LNet after O-Net (MTCNN)."""
+        self._runner: Runner = self.family.load(networks, providers, threads, pool)
         self._closed = False
+
+    def _own(self, params: Any, overrides: dict[str, Any]) -> Any:
+        if params is not None and not isinstance(params, self.family.params_type):
+            raise ParameterError(
+                f"params must be {self.family.params_type.__name__} for a {self.family.title} "
+                f"model, got {type(params).__name__}"
+            )
+        return self.family.params(overrides, base=params)
 
     def close(self) -> None:
         """Stop the threads this detector started and free its sessions (idempotent).
@@ -93,7 +115,7 @@ class Detector:
         Calls after this raise :class:`~facefaas.errors.ModelError`.
         """
         self._closed = True
-        self._ops.close()
+        self._runner.close()
 
     def __enter__(self) -> Detector:
         return self
@@ -108,21 +130,28 @@ class Detector:
     @property
     def provider(self) -> str:
         """The ONNX Runtime execution provider in use, e.g. ``"CPUExecutionProvider"``."""
-        return self._ops.provider
+        return self._runner.provider
 
-    def resolve_params(
-        self, params: DetectionParams | None = None, overrides: dict[str, Any] | None = None
-    ) -> DetectionParams:
-        """``params`` (default: this detector's) with keyword overrides applied and validated."""
+    @property
+    def _ops(self) -> Any:
+        """MTCNN's :class:`~facefaas.runtime.sessions.OnnxCascade` (for the benchmarks)."""
+        return self._runner.ops  # type: ignore[attr-defined]
+
+    def resolve_params(self, params: Any = None, overrides: dict[str, Any] | None = None) -> Any:
+        """``params`` (default: this detector's) with keyword overrides applied and validated,
+        of this detector's family."""
         base = self.params if params is None else params
-        if not isinstance(base, DetectionParams):
-            raise ParameterError(f"params must be DetectionParams, got {type(base).__name__}")
-        return DetectionParams.from_mapping(overrides, base=base) if overrides else base
+        if not isinstance(base, self.family.params_type):
+            raise ParameterError(
+                f"params must be {self.family.params_type.__name__} for a {self.family.title} "
+                f"model, got {type(base).__name__}"
+            )
+        return self.family.params(overrides, base=base) if overrides else base
 
     def __call__(
         self,
         image: Any,
-        params: DetectionParams | None = None,
+        params: Any = None,
         *,
         channels: str = "rgb",
         **overrides: Any,
@@ -132,16 +161,19 @@ class Detector:
         Args:
             image: any source :func:`facefaas.decode.load_image` takes (bytes, path, file, PIL
                 image, ``(H, W, 3)`` uint8 array) or a :class:`~facefaas.decode.DecodedImage`.
-            params: the :class:`DetectionParams` of this call (default: the detector's).
+            params: the parameters of this call, of the model's family (default: the
+                detector's): :class:`DetectionParams` for MTCNN.
             channels: ``"rgb"`` or ``"bgr"`` (OpenCV) for numpy arrays.
-            overrides: ``min_size``, ``thresholds``, ``factor`` for this call, over ``params``.
+            overrides: single parameters for this call, over ``params`` (MTCNN: ``min_size``,
+                ``thresholds``, ``factor``; CenterFace: ``threshold``, ``nms_threshold``,
+                ``input_size``).
         """
         return self.detect(image, params, channels=channels, **overrides)
 
     def detect(
         self,
         image: Any,
-        params: DetectionParams | None = None,
+        params: Any = None,
         *,
         channels: str = "rgb",
         deadline: Deadline | None = None,
@@ -156,7 +188,7 @@ class Detector:
     def detect_batch(
         self,
         images: Sequence[Any],
-        params: DetectionParams | None = None,
+        params: Any = None,
         *,
         channels: str = "rgb",
         **overrides: Any,
@@ -186,7 +218,7 @@ class Detector:
         self,
         image: Any,
         channels: str,
-        params: DetectionParams,
+        params: Any,
         deadline: Deadline | None = None,
     ) -> Faces:
         from facefaas.decode import load_image
@@ -196,9 +228,7 @@ class Detector:
         rgb = load_image(image, channels=channels).pixels  # type: ignore[arg-type]
         height, width = rgb.shape[:2]
         check = deadline.check if deadline is not None else never_stop
-        found = run_cascade(
-            normalize(rgb), self._ops, params, refine_landmarks=self.refine_landmarks, check=check
-        )
+        found = self._runner.detect(rgb, params, check)
         return Faces(found.boxes, found.scores, found.landmarks, width=width, height=height)
 
 

@@ -10,7 +10,8 @@ _DATA = Path(__file__).resolve().parent.parent / "data" / "models"
 
 DEFAULT_MODEL = "mtcnn"
 BUILTIN_MODELS: dict[str, Path] = {
-    "mtcnn": _DATA / "mtcnn",
+    "mtcnn": _DATA / "mtcnn",  # the seed's model, the default
+    "centerface": _DATA / "centerface",
 }
 
 

@@ -79,17 +79,23 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 
 def read_bundle(directory: str | os.PathLike[str]) -> Bundle:
-    """Read a bundle folder. Raises ModelFormatError when files are missing."""
+    """Read a bundle folder of any family (its ``manifest.json`` says which). Raises
+    ModelFormatError when files are missing."""
+    from facefaas.families import get_family
+
     path = Path(directory)
-    required = [NETWORK_FILES[net] for net in REQUIRED_NETWORKS]
-    missing = [n for n in (*required, MANIFEST_FILE) if not (path / n).is_file()]
+    if not (path / MANIFEST_FILE).is_file():
+        raise ModelFormatError(f"{path}: not a facefaas model bundle, missing {MANIFEST_FILE}")
+    manifest = ModelManifest.from_json((path / MANIFEST_FILE).read_bytes())
+    family = get_family(manifest.family)
+    files = family.network_files
+    missing = [files[net] for net in family.required_networks if not (path / files[net]).is_file()]
     if missing:
         raise ModelFormatError(f"{path}: not a facefaas model bundle, missing {', '.join(missing)}")
-    manifest = ModelManifest.from_json((path / MANIFEST_FILE).read_bytes())
     networks = {
         net: (path / name).read_bytes()
-        for net, name in NETWORK_FILES.items()
-        if net in REQUIRED_NETWORKS or (path / name).is_file()
+        for net, name in files.items()
+        if net in family.required_networks or (path / name).is_file()
     }
     if not manifest.weights_sha256:
         raise ModelValidationError(f"{path}: manifest.json has no weights_sha256")

@@ -38,10 +38,12 @@ TEXT_LIMITS: dict[str, int] = {
 
 @dataclass(frozen=True)
 class ModelManifest:
-    """Metadata of an MTCNN bundle.
+    """Metadata of a model bundle.
 
-    ``weights_sha256`` is :meth:`MtcnnWeights.digest` of the networks: the model's identity.
-    ``parameters`` are the recommended :class:`DetectionParams`.
+    ``weights_sha256`` is the digest of the networks' weights (for MTCNN
+    :meth:`MtcnnWeights.digest`). ``family`` names its detector family
+    (:data:`facefaas.families.FAMILIES`); ``parameters`` are that family's recommended
+    parameters (:class:`DetectionParams` for MTCNN).
     """
 
     name: str
@@ -49,17 +51,21 @@ class ModelManifest:
     description: str = ""
     license: str = ""
     source_format: str = ""
-    parameters: DetectionParams = field(default_factory=DetectionParams)
+    parameters: Any = field(default_factory=DetectionParams)
     extra: dict[str, Any] = field(default_factory=dict)
+    family: str = "mtcnn"
 
     def to_json(self) -> str:
+        from facefaas.families import get_family
+
+        family = get_family(self.family)
         data = asdict(self)
-        data["parameters"] = self.parameters.to_dict()
+        data["parameters"] = family.to_dict(self.parameters)
         data = {
-            "format": BUNDLE_FORMAT,
+            "format": family.bundle_format,
             "format_version": BUNDLE_VERSION,
             **data,
-            "input": INPUT_CONVENTION,
+            "input": dict(family.input_convention),
         }
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
@@ -69,8 +75,14 @@ class ModelManifest:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ModelValidationError(f"manifest.json is not valid JSON: {exc}") from None
-        if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
-            raise ModelValidationError(f"manifest.json: 'format' must be {BUNDLE_FORMAT!r}")
+        from facefaas.families import FAMILIES
+
+        formats = {family.bundle_format: family for family in FAMILIES.values()}
+        family = formats.get(str(data.get("format"))) if isinstance(data, dict) else None
+        if not isinstance(data, dict) or family is None:
+            raise ModelValidationError(
+                f"manifest.json: 'format' must be one of {', '.join(sorted(formats))}"
+            )
         if data.get("format_version") != BUNDLE_VERSION:
             raise ModelValidationError(
                 f"manifest.json: format_version {data.get('format_version')!r} is not supported"
@@ -83,8 +95,9 @@ class ModelManifest:
                 description=str(data.get("description", "")),
                 license=str(data.get("license", "")),
                 source_format=str(data.get("source_format", "")),
-                parameters=DetectionParams.from_mapping(data.get("parameters") or {}),
+                parameters=family.params(data.get("parameters") or {}),
                 extra=dict(data.get("extra") or {}),
+                family=family.name,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelValidationError(f"manifest.json: {exc}") from None

@@ -9,8 +9,11 @@ works for all. A reference is, in this order:
 2. a built-in id (:data:`~facefaas.models.builtin.BUILTIN_MODELS`, e.g. ``"mtcnn"``);
 3. an id one of the caller's ``resolvers`` knows (the service's registry), giving a bundle folder;
 4. a bundle folder (with ``manifest.json``);
-5. any other model file or folder an importer reads (a bundle zip, a TensorFlow ``.pb``, Caffe,
+5. a CenterFace ONNX file (recognised by its graph's signature);
+6. any other model file or folder an importer reads (a bundle zip, a TensorFlow ``.pb``, Caffe,
    facenet-pytorch or ipazc weights), imported in memory without the smoke test.
+
+A model is of one detector family (:mod:`facefaas.families`), named by its manifest.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from facefaas.errors import ModelNotFoundError
+from facefaas.errors import ModelFormatError, ModelNotFoundError
+from facefaas.families import Family, get_family
 from facefaas.models.builtin import BUILTIN_MODELS, builtin_path
 from facefaas.models.bundle import MANIFEST_FILE, Bundle, read_bundle
 from facefaas.models.manifest import ModelManifest
@@ -35,17 +39,50 @@ Resolver = Callable[[str], Path | None]
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """A model ready to load: its manifest and its networks as serialized ONNX bytes
-    (``pnet``, ``rnet``, ``onet``, and ``lnet`` when it has landmark refinement)."""
+    """A model ready to load: its manifest and its networks as serialized ONNX bytes, named as
+    its family names them (MTCNN: ``pnet``, ``rnet``, ``onet``, and ``lnet`` when it has
+    landmark refinement; CenterFace: ``centerface``)."""
 
     manifest: ModelManifest
     networks: dict[str, bytes]
 
+    @property
+    def family(self) -> Family:
+        return get_family(self.manifest.family)
+
     def weights(self) -> MtcnnWeights:
-        """The canonical weights (to export or re-import the model)."""
+        """The canonical MTCNN weights (to export or re-import an MTCNN model)."""
         import onnx
 
+        if self.manifest.family != "mtcnn":
+            raise ModelFormatError(f"{self.manifest.name!r} is a {self.family.title} model")
         return weights_from_onnx({n: onnx.load_from_string(b) for n, b in self.networks.items()})
+
+
+def centerface_model(data: bytes, name: str | None = None) -> ResolvedModel | None:
+    """A CenterFace model from the bytes of its ONNX file, or ``None`` if it is not one."""
+    import hashlib
+
+    import onnx
+
+    from facefaas.centerface import is_centerface
+
+    try:
+        graph = onnx.load_model_from_string(data)
+    except Exception:  # protobuf's DecodeError and friends: not ONNX, not CenterFace
+        return None
+    if not is_centerface(graph):
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    manifest = ModelManifest(
+        name=name or f"centerface-{digest[:12]}",
+        weights_sha256=digest,
+        description="CenterFace imported from an ONNX file",
+        source_format="onnx",
+        parameters=get_family("centerface").default_params(),
+        family="centerface",
+    )
+    return ResolvedModel(manifest, {"centerface": data})
 
 
 def _from_bundle(bundle: Bundle) -> ResolvedModel:
@@ -82,6 +119,10 @@ def resolve_model(ref: ModelRef, *, resolvers: Sequence[Resolver] = ()) -> Resol
         )
     if path.is_dir() and (path / MANIFEST_FILE).is_file():
         return _from_bundle(read_bundle(path))
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        centerface = centerface_model(path.read_bytes())
+        if centerface is not None:
+            return centerface
     from facefaas.models.importing import import_model
 
     imported = import_model(path, validate=False)
