@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from hypothesis import settings
 from hypothesis import strategies as st
 
-__all__ = ["EXPLORE_ENV", "budget", "mutated", "proto_mutated"]
+__all__ = ["EXPLORE_ENV", "budget", "json_objects", "json_values", "mutated", "proto_mutated"]
 
 EXPLORE_ENV = "FACEFAAS_FUZZ_EXAMPLES"
 
@@ -185,4 +185,43 @@ def proto_mutated(draw: st.DrawFn, seeds: Sequence[Message], max_mutations: int 
             break
         _mutate_field(draw, *draw(st.sampled_from(found)))
     data: bytes = message.SerializeToString()
+    return data
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+_JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(
+        [0, -1, 6, 0.5, 0.95, 1, 1e308, "", "0.6,0.7,0.7", "#00ff00", "NaN", "x" * 300]
+    ),
+    st.text(max_size=20),
+)
+
+
+def json_values(max_leaves: int = 12) -> st.SearchStrategy[Any]:
+    """Any JSON value: scalars (boundary numbers, huge integers, odd strings), lists, objects."""
+    return st.recursive(
+        _JSON_SCALARS,
+        lambda children: st.one_of(
+            st.lists(children, max_size=4),
+            st.dictionaries(st.text(max_size=12), children, max_size=4),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+@st.composite
+def json_objects(draw: st.DrawFn, base: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """``base`` with some of ``keys`` (and maybe an unknown key) set to any JSON values, or
+    removed."""
+    data = dict(base)
+    for key in draw(st.lists(st.sampled_from([*keys, "unknown"]), max_size=4)):
+        if draw(st.integers(0, 4)) == 0:
+            data.pop(key, None)
+        else:
+            data[key] = draw(json_values())
     return data

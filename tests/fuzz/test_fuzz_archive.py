@@ -100,7 +100,7 @@ def check_reads_safely_or_refuses(data: bytes) -> None:
 
 @pytest.mark.timeout(300)
 @pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")
-@budget(1000)
+@budget(600)
 @given(zips())
 def test_zips_read_safely_or_raise_our_errors(data: bytes) -> None:
     check_reads_safely_or_refuses(data)

@@ -62,7 +62,7 @@ _ONNX_NAMES = st.sampled_from(["pnet.onnx", "rnet.onnx", "onet.onnx", "net.onnx"
 
 
 @pytest.mark.timeout(300)
-@budget(3000)
+@budget(2500)
 @given(_ONNX_NAMES, st.one_of(proto_mutated(onnx_models()), mutated(list(onnx_files().values()))))
 def test_mutated_onnx_networks_import_or_raise_our_errors(name: str, data: bytes) -> None:
     check_reads_or_refuses(_read_onnx(name, data), lambda: onnx_bundle.looks_like_onnx(data))
@@ -87,7 +87,7 @@ def tf_graphs(draw: st.DrawFn) -> bytes:
 
 
 @pytest.mark.timeout(300)
-@budget(450)
+@budget(350)
 @given(tf_graphs())
 def test_mutated_tensorflow_graphs_import_or_raise_our_errors(data: bytes) -> None:
     check_reads_or_refuses(lambda: read_tf_graph(data), lambda: looks_like_tf_graph(data))
@@ -121,7 +121,7 @@ def caffe_models(draw: st.DrawFn) -> dict[str, bytes]:
 
 
 @pytest.mark.timeout(300)
-@budget(2500)
+@budget(1600)
 @given(caffe_models())
 def test_mutated_caffe_models_import_or_raise_our_errors(files: dict[str, bytes]) -> None:
     sniff = all(isinstance(caffe.looks_like_caffemodel(d), bool) for d in files.values())

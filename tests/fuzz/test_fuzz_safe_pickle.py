@@ -180,14 +180,14 @@ def test_seeds_load() -> None:
 
 
 @pytest.mark.timeout(300)
-@budget(2500)
+@budget(3000)
 @given(mutated(pickle_seeds()))
 def test_mutated_pickles_load_plain_data_or_raise_our_errors(data: bytes) -> None:
     check_loads_plain_data_or_refuses(data)
 
 
 @pytest.mark.timeout(300)
-@budget(2500)
+@budget(3000)
 @given(pickle_programs())
 def test_pickle_programs_load_plain_data_or_raise_our_errors(data: bytes) -> None:
     check_loads_plain_data_or_refuses(data)
