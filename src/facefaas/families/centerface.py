@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import Executor
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,10 +12,9 @@ import numpy.typing as npt
 
 from facefaas.centerface.params import CenterFaceParams, network_size
 from facefaas.cost import Cost
-from facefaas.errors import ParameterError
 from facefaas.families.base import Check, Family, Found
 
-__all__ = ["CENTERFACE", "params_from_mapping"]
+__all__ = ["CENTERFACE"]
 
 MiB = 1024 * 1024
 # Measured peak memory of one run (benchmarks/cost_calibration.py --family centerface): the
@@ -28,37 +26,6 @@ FIXED_BYTES = 48 * MiB
 MAC_PER_PIXEL = 1150
 
 _NAMES = ("threshold", "nms_threshold", "input_size")
-
-
-def params_from_mapping(values: Mapping[str, Any], base: CenterFaceParams) -> CenterFaceParams:
-    """Parameters from a mapping (JSON, query string) over ``base``; unknown keys are an error."""
-    unknown = sorted(set(values) - set(_NAMES))
-    if unknown:
-        raise ParameterError(f"unknown CenterFace parameter(s): {', '.join(unknown)}")
-    changes: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
-    size = changes.get("input_size")
-    if size in (0, "0", "full"):  # explicitly full resolution
-        changes["input_size"] = None
-    elif isinstance(size, str | float):
-        try:
-            changes["input_size"] = int(float(size)) if float(size).is_integer() else size
-        except ValueError:
-            raise ParameterError(f"input_size must be an integer, got {size!r}") from None
-    for name in ("threshold", "nms_threshold"):
-        if isinstance(changes.get(name), str):
-            try:
-                changes[name] = float(changes[name])
-            except ValueError:
-                raise ParameterError(f"{name} must be a number, got {changes[name]!r}") from None
-    return replace(base, **changes)
-
-
-def _to_dict(params: CenterFaceParams) -> dict[str, Any]:
-    return {
-        "threshold": params.threshold,
-        "nms_threshold": params.nms_threshold,
-        "input_size": params.input_size,
-    }
 
 
 class _Runner:
@@ -102,8 +69,8 @@ CENTERFACE = Family(
     network_files={"centerface": "centerface.onnx"},
     parameter_names=_NAMES,
     params_type=CenterFaceParams,
-    from_mapping=params_from_mapping,
-    to_dict=_to_dict,
+    from_mapping=lambda values, base: CenterFaceParams.from_mapping(values, base),
+    to_dict=lambda params: params.to_dict(),
     load=_Runner,
     estimate=_estimate,
     input_convention={
