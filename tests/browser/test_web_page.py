@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -263,22 +262,28 @@ def test_models_tab_uploads_lists_and_deletes_a_model(
     assert "deleted" in page.inner_text("#models-status")
 
 
-def test_uploading_existing_weights_shows_the_409_message(
-    page: Any, register: Callable[..., dict[str, Any]], new_bundle_zip: Callable[[str], Path]
+def test_uploading_weights_someone_else_registered_makes_a_model_of_ones_own(
+    page: Any,
+    live_server: Any,
+    register: Callable[..., dict[str, Any]],
+    new_bundle_zip: Callable[[str], Path],
 ) -> None:
-    existing = register("twin")["model_id"]
+    existing = register("twin")
     page.click("#tab-models")
     page.set_input_files("#model-file", new_bundle_zip("twin"))  # the same weights again
-    page.click("#upload-button")
-    text = _status_text(page, "#upload-status", "HTTP 409")
-
-    # One sentence that names the model, said once.
-    sentence = text.removesuffix("(HTTP 409)").strip()
-    assert re.split(r"(?<=[.!?])\s+", sentence) == [sentence]
-    assert sentence.count("already registered") == 1
-    assert sentence.count(existing) == 1
-    assert f"model {existing}" in sentence
-    assert page.locator("#upload-result").is_hidden()
+    with page.expect_response(lambda r: _is_post(r, "/api/models")) as response:
+        page.click("#upload-button")
+    assert response.value.status == 201  # no 409: ids are not taken by weights
+    created = response.value.json()
+    assert created["sha256"] == existing["sha256"]
+    assert page.inner_text("#new-model-id") == created["model_id"] != existing["model_id"]
+    assert page.inner_text("#new-admin-key") == created["admin_key"]
+    page.click("#dismiss-keys")
+    deleted = httpx.delete(
+        f"{live_server.url}/api/models/{created['model_id']}",
+        headers={"X-API-Key": created["admin_key"]},
+    )
+    assert deleted.status_code == 204
 
 
 def test_tabs_follow_the_keyboard_and_the_url_hash(page: Any, live_server: Any) -> None:

@@ -13,6 +13,7 @@ const HEADLINES = {
   429: "Too many requests.",
   500: "The server failed while handling this request.",
   503: "The server is busy.",
+  507: "The server's storage for models is full.",
 };
 
 // What the user can do about it, per status and per context ("detect", "upload", "delete").
@@ -50,12 +51,16 @@ const PLAIN = {
   upload: {
     401: () => "This server takes uploads only with its upload token: enter it in the Upload "
       + "token field.",
-    403: () => "The upload token entered is not this server's: check the Upload token field.",
-    409: ({ problem }) => (problem.model_id
-      ? `These weights are already registered as model ${problem.model_id}, so there is no `
-        + "need to upload them again: choose that model in the Detect tab."
-      : "These weights are already registered as another model, so there is no need to upload "
-        + "them again: look for it in the list."),
+    403: ({ problem }) => {
+      if (problem.code === "quota-exceeded") {
+        const quota = problem.unit === "bytes" ? formatBytes(problem.limit) : `${problem.limit} models`;
+        return `You already keep as much as one uploader may on this server (${quota}): delete `
+          + "one of your models first.";
+      }
+      return "The upload token entered is not this server's: check the Upload token field.";
+    },
+    507: () => "The server's storage for uploaded models is full: try again once models have "
+      + "been deleted.",
   },
 };
 
