@@ -27,6 +27,7 @@ R-Net/O-Net per candidate at their bound.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,8 +129,15 @@ def estimate_cost(width: int, height: int, params: DetectionParams) -> Cost:
     return Cost(width, height, len(levels), pyramid, gmac, int(peak))
 
 
-def fit_scale(width: int, height: int, params: DetectionParams, limit_bytes: int) -> float:
-    """The largest scale in ``(0, 1]`` at which the image's estimated peak fits ``limit_bytes``.
+def fit_scale(
+    width: int,
+    height: int,
+    params: DetectionParams,
+    limit_bytes: int,
+    estimate: Callable[[int, int, Any], Cost] = estimate_cost,
+) -> float:
+    """The largest scale in ``(0, 1]`` at which the image's estimated peak fits ``limit_bytes``
+    (``estimate``: the model family's cost function, MTCNN's by default).
 
     The detection then runs on the image resized by that scale (its faces mapped back to the
     original's coordinates); faces smaller than ``min_size / scale`` original pixels are missed.
@@ -137,11 +145,16 @@ def fit_scale(width: int, height: int, params: DetectionParams, limit_bytes: int
     Raises:
         ParameterError: not even a 12-pixel version of the image fits the limit.
     """
-    if estimate_cost(width, height, params).peak_bytes <= limit_bytes:
+    if estimate(width, height, params).peak_bytes <= limit_bytes:
         return 1.0
     low, high = 0.0, 1.0  # fits at low (or nothing fits), not at high
-    smallest = 12.0 / min(width, height)
-    if _peak(width, height, params, smallest) > limit_bytes:
+    smallest = min(1.0, 12.0 / min(width, height))
+
+    def peak(scale: float) -> int:
+        w, h = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+        return estimate(w, h, params).peak_bytes
+
+    if peak(smallest) > limit_bytes:
         raise ParameterError(
             f"even scaled down to {max(1, round(width * smallest))}x"
             f"{max(1, round(height * smallest))} the image does not fit the cost limit of "
@@ -150,13 +163,8 @@ def fit_scale(width: int, height: int, params: DetectionParams, limit_bytes: int
     low = smallest
     for _ in range(30):  # to a 1e-9 relative step
         middle = (low + high) / 2
-        if _peak(width, height, params, middle) <= limit_bytes:
+        if peak(middle) <= limit_bytes:
             low = middle
         else:
             high = middle
     return low
-
-
-def _peak(width: int, height: int, params: DetectionParams, scale: float) -> int:
-    w, h = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
-    return estimate_cost(w, h, params).peak_bytes

@@ -63,7 +63,8 @@ class OutputOptions:
 
 @dataclass(frozen=True)
 class DetectionRequest:
-    """One image's work: detect with ``params``, keep the faces the filter allows, then run
+    """One image's work: detect with ``params`` (of the model's family: :class:`DetectionParams`
+    for MTCNN), keep the faces the filter allows, then run
     ``function`` with ``output`` options.
 
     ``max_faces`` keeps the largest N faces (``None``: all); ``score_threshold`` drops faces
@@ -73,7 +74,7 @@ class DetectionRequest:
     """
 
     function: Function
-    params: DetectionParams = field(default_factory=DetectionParams)
+    params: Any = field(default_factory=DetectionParams)
     max_faces: int | None = None
     score_threshold: float = 0.0
     output: OutputOptions = field(default_factory=OutputOptions)

@@ -130,7 +130,8 @@ def test_private_model_runs_with_usage_or_admin_key_and_can_go_public(
     run = f"/api/run/{model_id}/detect"
     for key in (usage, admin):
         assert http.post(run, content=blank_png, headers={"X-API-Key": key}).status_code == 200
-    assert http.get(f"/api/models/{model_id}").json()["private"] is True
+    shown = http.get(f"/api/models/{model_id}", headers={"X-API-Key": usage})
+    assert shown.json()["private"] is True
     # A new usage key replaces the old one.
     rotated = http.put(f"/api/models/{model_id}/usage_key", headers={"X-API-Key": admin})
     new_usage = rotated.json()["usage_key"]
@@ -152,8 +153,8 @@ def test_config_sets_run_defaults_that_requests_override(
     model_id, admin = created["model_id"], created["admin_key"]
     path = f"/api/models/{model_id}/config"
     assert http.get(path).json() == {
-        "min_size": None, "thresholds": None, "factor": None, "max_faces": None,
-        "score_threshold": None,
+        "min_size": None, "thresholds": None, "factor": None, "threshold": None,
+        "nms_threshold": None, "input_size": None, "max_faces": None, "score_threshold": None,
     }  # fmt: skip
     assert_problem(http.put(path, json={"max_faces": 3}), 401)
     assert_problem(http.put(path, json={"max_faces": 0}, headers={"X-API-Key": admin}), 422)

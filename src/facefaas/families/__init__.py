@@ -13,7 +13,15 @@ from facefaas.families.base import Family, Found, Runner
 from facefaas.families.centerface import CENTERFACE
 from facefaas.families.mtcnn import MTCNN
 
-__all__ = ["DEFAULT_FAMILY", "FAMILIES", "Family", "Found", "Runner", "get_family"]
+__all__ = [
+    "DEFAULT_FAMILY",
+    "FAMILIES",
+    "Family",
+    "Found",
+    "Runner",
+    "family_of",
+    "get_family",
+]
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (MTCNN, CENTERFACE)}
 DEFAULT_FAMILY = MTCNN
@@ -26,3 +34,11 @@ def get_family(name: str) -> Family:
         raise ParameterError(f"no detector family {name!r}; the families are "
                              f"{', '.join(FAMILIES)}")  # fmt: skip
     return family
+
+
+def family_of(params: object) -> Family:
+    """The family whose parameters ``params`` are (by their type)."""
+    for family in FAMILIES.values():
+        if isinstance(params, family.params_type):
+            return family
+    raise ParameterError(f"{type(params).__name__} are not the parameters of any family")

@@ -106,6 +106,8 @@ class ModelRecord:
     usage: Usage
     admin_key_hash: str | None = field(default=None, repr=False)
     usage_key_hash: str | None = field(default=None, repr=False)
+    family: str = "mtcnn"
+    """The model's detector family (:mod:`facefaas.families`)."""
 
 
 @dataclass(frozen=True)

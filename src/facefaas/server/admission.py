@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from facefaas.cost import Cost, estimate_cost, fit_scale
+from facefaas.cost import Cost, fit_scale
 from facefaas.decode import image_size
 from facefaas.errors import CostLimitError, FacefaasError
+from facefaas.families import family_of
 from facefaas.request import DetectionRequest
 
 __all__ = ["RunPlan", "plan_batch", "plan_run"]
@@ -39,21 +40,22 @@ def plan_run(
         CostLimitError: over ``limit_bytes`` and ``request.fit`` is false (422).
     """
     width, height = image_size(data, max_pixels=max_pixels)
-    cost = estimate_cost(width, height, request.params)
+    estimate = family_of(request.params).estimate
+    cost = estimate(width, height, request.params)
     if cost.peak_bytes <= limit_bytes:
         return RunPlan(cost)
     if not request.fit:
         raise CostLimitError(
             f"this request is estimated to need {cost.peak_bytes / MiB:.0f} MiB at its peak "
-            f"({cost.levels} pyramid levels, {cost.pyramid_pixels / 1e6:.0f} Mpx, "
-            f"{cost.gmac:.0f} GMAC), over the per-request limit of {limit_bytes / MiB:.0f} MiB: "
-            "raise min_size, lower factor, send a smaller image, or ask fit=true to have it "
-            "scaled down to fit",
+            f"({cost.pyramid_pixels / 1e6:.0f} Mpx through the network, {cost.gmac:.0f} GMAC), "
+            f"over the per-request limit of {limit_bytes / MiB:.0f} MiB: send a smaller image, "
+            "ask for fewer scales (MTCNN: a larger min_size or a smaller factor; CenterFace: an "
+            "input_size), or ask fit=true to have it scaled down to fit",
             estimate=cost.to_dict(),
             limit=limit_bytes,
         )
-    scale = fit_scale(width, height, request.params, limit_bytes)
-    scaled = estimate_cost(max(1, int(width * scale)), max(1, int(height * scale)), request.params)
+    scale = fit_scale(width, height, request.params, limit_bytes, estimate)
+    scaled = estimate(max(1, int(width * scale)), max(1, int(height * scale)), request.params)
     return RunPlan(scaled, scale)
 
 

@@ -9,10 +9,11 @@ into the one request the service and the library read.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from facefaas.errors import ParameterError
+from facefaas.families import FAMILIES, Family, get_family
 from facefaas.functions import Function
-from facefaas.params import DetectionParams
 from facefaas.registry import ModelRecord
 from facefaas.render import parse_color
 from facefaas.request import DEFAULT_QUALITY, DetectionRequest, ImageFormat, OutputOptions
@@ -27,6 +28,31 @@ def _first(*values: T | None) -> T | None:
     return next((v for v in values if v is not None), None)
 
 
+def family_params(
+    family: Family, params: ModelConfig, config: ModelConfig, recommended: dict[str, Any]
+) -> Any:
+    """The family's parameters: the request's over the admin's run defaults over the model's
+    recommended ones, field by field. Another family's parameter is a 422 naming both."""
+    foreign = sorted(
+        name
+        for other in FAMILIES.values()
+        if other is not family
+        for name in other.parameter_names
+        if name not in family.parameter_names and getattr(params, name) is not None
+    )
+    if foreign:
+        raise ParameterError(
+            f"{', '.join(foreign)}: not parameters of this {family.title} model (its "
+            f"parameters: {', '.join(family.parameter_names)})"
+        )
+    values = {
+        name: value
+        for name in family.parameter_names
+        if (value := _first(getattr(params, name), getattr(config, name))) is not None
+    }
+    return family.params(values, base=family.params(recommended))
+
+
 def detection_request(
     function: Function, params: RunParams, record: ModelRecord, accepted: ImageFormat | None
 ) -> DetectionRequest:
@@ -36,15 +62,8 @@ def detection_request(
     an explicit ``format`` parameter wins over it, and JPEG is the default.
     """
     config = ModelConfig.model_validate(record.config)
-    recommended = DetectionParams.from_mapping(record.parameters)
-    min_size = _first(params.min_size, config.min_size)
-    thresholds = _first(params.thresholds, config.thresholds)
-    factor = _first(params.factor, config.factor)
-    detection = DetectionParams(
-        min_size if min_size is not None else recommended.min_size,
-        tuple(thresholds) if thresholds is not None else recommended.thresholds,  # type: ignore[arg-type]
-        factor if factor is not None else recommended.factor,
-    )
+    family = get_family(record.family)
+    detection = family_params(family, params, config, record.parameters)
     fmt: ImageFormat = "png" if (params.format or accepted) == "png" else "jpeg"
     output = OutputOptions(
         format=fmt,

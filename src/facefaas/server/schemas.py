@@ -48,7 +48,12 @@ def _split_thresholds(value: Any) -> Any:
 
 
 class ModelConfig(BaseModel):
-    """Run defaults of a model (the seed's per-function "state"); every field optional."""
+    """Run defaults of a model (the seed's per-function "state"); every field optional.
+
+    Detection parameters belong to the model's family: ``min_size``, ``thresholds``, ``factor``
+    to MTCNN; ``threshold``, ``nms_threshold``, ``input_size`` to CenterFace. Giving another
+    family's parameter is a 422.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -59,6 +64,18 @@ class ModelConfig(BaseModel):
         default=None, min_length=3, max_length=3, description="P/R/O-Net thresholds, each in [0, 1)"
     )
     factor: float | None = Field(default=None, gt=0.1, le=0.95, description="pyramid scale step")
+    threshold: float | None = Field(
+        default=None, ge=0.01, le=1, description="CenterFace: heatmap score threshold"
+    )
+    nms_threshold: float | None = Field(
+        default=None, gt=0, le=1, description="CenterFace: NMS IoU threshold"
+    )
+    input_size: int | None = Field(
+        default=None,
+        ge=0,
+        le=8192,
+        description="CenterFace: scale the longer side to this many px (0: full resolution)",
+    )
     max_faces: int | None = Field(default=None, ge=1, le=100_000, description="keep the largest N")
     score_threshold: float | None = Field(default=None, ge=0, le=1, description="drop faces below")
 

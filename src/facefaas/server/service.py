@@ -31,7 +31,6 @@ from facefaas.errors import (
     OverloadedError,
 )
 from facefaas.models.builtin import DEFAULT_MODEL
-from facefaas.params import DetectionParams
 from facefaas.registry import CreatedModel, Creation, ModelRecord, Registry, UploadQuota
 from facefaas.request import DetectionRequest
 from facefaas.server.admission import RunPlan, plan_batch, plan_run
@@ -404,10 +403,14 @@ class Service:
         await run_in_threadpool(self.registry.make_public, record.id)
 
     async def set_config(self, record: ModelRecord, config: Mapping[str, Any]) -> ModelRecord:
-        """Store run defaults; the detection parameters among them are validated first."""
-        DetectionParams.from_mapping(
-            {k: v for k in ("min_size", "thresholds", "factor") if (v := config.get(k)) is not None}
-        )  # ParameterError (422) if out of range
+        """Store run defaults; the detection parameters among them are validated first, as
+        parameters of the model's family (ParameterError, 422, if out of range or foreign)."""
+        from facefaas.families import get_family
+        from facefaas.server.edge import family_params
+        from facefaas.server.schemas import ModelConfig
+
+        given = ModelConfig.model_validate(dict(config))
+        family_params(get_family(record.family), given, ModelConfig(), record.parameters)
         return await run_in_threadpool(self.registry.set_config, record.id, config)
 
     async def _import(self, upload: ModelUpload) -> ImportedModel:
