@@ -14,6 +14,7 @@ maps them to exit codes. Nothing else decides how an error is reported.
     │   │   └── CostLimitError          the estimated cost is over the per-request limit   422
     │   ├── TooLargeError             bytes, pixels or model size over a limit           413
     │   ├── RequestTimeoutError       a request body too slow to arrive                  408
+    │   ├── FetchRefusedError         a URL (or its content) the fetch guard refuses     422
     │   └── IdempotencyKeyReusedError an Idempotency-Key sent again with another request 422
     ├── ModelError                  anything about a model
     │   ├── ModelNotFoundError        no model with that id                              404
@@ -27,7 +28,10 @@ maps them to exit codes. Nothing else decides how an error is reported.
     │       └── QuotaExceededError          over the uploader's quota of models or bytes   403
     ├── RateLimitedError            too many requests for this client                    429
     ├── DeadlineExceededError       the request's deadline passed before it finished     504
-    ├── StorageFullError            the uploaded models' total storage cap is reached    507
+    ├── StorageFullError            a server-wide storage cap is reached                 507
+    ├── ValueNotFoundError          no ephemeral value with that key (or it expired)     404
+    ├── UpstreamError               a fetched URL or callback target failed              502
+    │   └── UpstreamTimeoutError      it did not answer in time                          504
     └── OverloadedError             the inference queue is full / not ready              503
         └── CancelledError            stopped: the client left or the server is draining 503
 """
@@ -40,6 +44,7 @@ __all__ = [
     "CostLimitError",
     "DeadlineExceededError",
     "FacefaasError",
+    "FetchRefusedError",
     "ForbiddenError",
     "IdempotencyConflictError",
     "IdempotencyKeyReusedError",
@@ -59,6 +64,9 @@ __all__ = [
     "StorageFullError",
     "TooLargeError",
     "UnsupportedMediaError",
+    "UpstreamError",
+    "UpstreamTimeoutError",
+    "ValueNotFoundError",
 ]
 
 
@@ -275,8 +283,9 @@ class QuotaExceededError(ForbiddenError):
 
 
 class StorageFullError(FacefaasError):
-    """All uploaded models together are at the server's storage cap (``limit`` bytes): no new
-    model fits until some are deleted. Not the uploader's fault, so not a 4xx."""
+    """A server-wide storage cap is reached: all uploaded models together are at ``limit``
+    bytes, or the ephemeral storage holds ``limit`` values. Nothing new fits until some are
+    deleted (or expire). Not the caller's fault, so not a 4xx."""
 
     status = 507
     code = "storage-full"
@@ -285,3 +294,48 @@ class StorageFullError(FacefaasError):
         super().__init__(message)
         self.limit = limit
         self.unit = unit
+
+
+class FetchRefusedError(InputError):
+    """The fetch guard refuses a URL: its scheme, its credentials, its address (loopback,
+    private, link-local, metadata, ...: :mod:`facefaas.fetch`), or content that is not an image.
+
+    ``reason`` is a short slug (``scheme``, ``credentials``, ``invalid-url``, ``invalid-host``,
+    ``address``, ``not-an-image``, ``callback``).
+    """
+
+    status = 422
+    code = "fetch-refused"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class UpstreamError(FacefaasError):
+    """A server we fetched from or called back failed: no address, no connection, a broken or
+    non-success answer, too many redirects. ``reason`` is a short slug (``dns``, ``connect``,
+    ``protocol``, ``status``, ``too-many-redirects``, ``timeout``); ``upstream_status`` the
+    status it answered, when it answered."""
+
+    status = 502
+    code = "upstream-failed"
+
+    def __init__(self, message: str, *, reason: str, upstream_status: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.upstream_status = upstream_status
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """A server we fetched from or called back did not connect, answer or finish in time."""
+
+    status = 504
+    code = "upstream-timeout"
+
+
+class ValueNotFoundError(FacefaasError):
+    """No ephemeral value has that key: it never existed, was deleted or expired."""
+
+    status = 404
+    code = "value-not-found"

@@ -184,6 +184,34 @@ class Settings(BaseSettings):
         default=2.0, ge=0, le=60, description="seconds a body waits for buffer room; then 503"
     )
 
+    # Images by URL and callbacks (facefaas.fetch, server/remote.py); ephemeral storage.
+    fetch_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs and host names ('*.example.org': its subdomains) that fetches and "
+        "callbacks may reach although the guard refuses them (loopback, private, ...)",
+    )
+    fetch_connect_timeout: float = Field(
+        default=5.0, gt=0, le=300, description="seconds to connect to a fetched or called URL"
+    )
+    fetch_read_timeout: float = Field(
+        default=10.0, gt=0, le=600, description="seconds a fetched or called server may be silent"
+    )
+    fetch_timeout: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds for a whole fetch, redirects included"
+    )
+    ephemeral_ttl: float = Field(
+        default=3600.0, gt=0, le=30 * 86400, description="seconds an ephemeral value is kept"
+    )
+    ephemeral_max_value_bytes: int = Field(
+        default=64 * 1024, ge=16, description="largest ephemeral value, bytes of JSON (413)"
+    )
+    ephemeral_max_values: int = Field(
+        default=10_000, ge=1, description="ephemeral values kept at once (507 past it)"
+    )
+    ephemeral_sweep_interval: float = Field(
+        default=60.0, gt=0, le=86400, description="seconds between sweeps of expired values"
+    )
+
     metrics_dir: Path | None = Field(
         default=None,
         validation_alias=AliasChoices(
@@ -215,10 +243,18 @@ class Settings(BaseSettings):
             raise ValueError(f"upload_token_file {str(path)!r} is empty")
         return {**data, "upload_token": token}
 
-    @field_validator("cors_origins", "providers", mode="before")
+    @field_validator("cors_origins", "providers", "fetch_allow", mode="before")
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _valid_allowlist(cls, value: list[str]) -> list[str]:
+        from facefaas.fetch import Allowlist
+
+        Allowlist.parse(value)  # ValueError names a bad entry
+        return value
 
     @field_validator("rate_limit", "key_rate_limit")
     @classmethod

@@ -51,7 +51,7 @@ _KEY_HEADERS = [
     "SSVM_Description",
     "SSVM-Description",
 ]
-_EXPOSED_HEADERS = ["Retry-After", REQUEST_ID_HEADER, "X-Face-Count", "Server-Timing"]
+_EXPOSED_HEADERS = ["Retry-After", REQUEST_ID_HEADER, "X-Face-Count", "Server-Timing", "Link"]
 
 
 class _Page(StaticFiles):

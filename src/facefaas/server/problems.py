@@ -11,7 +11,8 @@ other exception a bare 500 (logged with its traceback, never sent). A problem lo
 
 Extension members: ``limit`` and ``unit`` (413), ``retry_after`` (429, 503, also sent as the
 ``Retry-After`` header), ``model_id`` (409 on a duplicate upload), ``errors`` (422 from
-validation).
+validation), ``reason`` (why a fetch or callback was refused or failed) and ``upstream_status``
+(what the other server answered, 502).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def problem_response(
 def error_extensions(exc: FacefaasError) -> dict[str, Any]:
     """The extension members an error carries (``limit``, ``unit``, ``model_id``, ...)."""
     extensions: dict[str, Any] = {}
-    for name in ("limit", "unit", "model_id", "estimate"):
+    for name in ("limit", "unit", "model_id", "estimate", "reason", "upstream_status"):
         if hasattr(exc, name):
             extensions[name] = getattr(exc, name)
     retry_after = getattr(exc, "retry_after", None)
