@@ -322,9 +322,14 @@ def test_private_model_runs_with_its_usage_key(
     created = register("secret", private="true")
     model_id = created["model_id"]
     page.reload()
+    page.wait_for_selector("#model-select option[value='mtcnn']", state="attached")
+    # A private model is listed only to holders of its keys: its usage key reveals it.
+    assert page.locator(f"#model-select option[value='{model_id}']").count() == 0
+    _enter_usage_key(page, created["usage_key"])
     page.wait_for_selector(f"#model-select option[value='{model_id}']", state="attached")
     assert "private" in page.inner_text(f"#model-select option[value='{model_id}']")
     page.select_option("#model-select", model_id)
+    page.fill("#usage-key", "")  # it stays listed, and running it says what is missing
     page.set_input_files("#file-input", _plain_png(tmp_path))
     # In plain words: which model, that it is private, and where its key goes.
     text = _status_text(page, "#detect-status", "HTTP 401")
@@ -346,6 +351,11 @@ def test_private_model_runs_with_its_usage_key(
     assert result["model_id"] == model_id
     assert page.inner_text("#detect-status") == ""
     assert page.get_attribute("#usage-key", "aria-invalid") is None
+
+
+def _enter_usage_key(page: Any, key: str) -> None:
+    page.fill("#usage-key", key)
+    page.dispatch_event("#usage-key", "change")
 
 
 # status, Retry-After, context -> what the message must say (besides the problem's detail)
@@ -430,8 +440,10 @@ def test_dropped_or_pasted_image_is_detected(page: Any, tmp_path: Path, how: str
 def test_models_table_marks_private_models(
     page: Any, register: Callable[..., dict[str, Any]]
 ) -> None:
-    model_id = register("locked", private="true")["model_id"]
+    locked = register("locked", private="true")
+    model_id = locked["model_id"]
     public_id = register("open")["model_id"]
+    _enter_usage_key(page, locked["usage_key"])  # private models are listed only with a key
     page.click("#tab-models")
     private_row = page.locator(f"#models-body tr[data-model-id='{model_id}']")
     private_row.wait_for()

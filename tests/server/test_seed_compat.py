@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import assert_problem
+from .conftest import ServerFactory, assert_problem
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -114,7 +114,11 @@ def test_seed_key_state_and_update_calls(
     assert updated.json()["wasm_sha256"] != body["wasm_sha256"]
 
 
-def test_the_seed_page_may_call_from_another_origin(http: httpx.Client, hopper: bytes) -> None:
+def test_the_seed_page_may_call_from_another_origin_once_cors_allows_it(
+    start_server: ServerFactory, hopper: bytes
+) -> None:
+    # No CORS by default: the operator opens it (--cors-origin '*', or the page's origin).
+    http = httpx.Client(base_url=start_server(cors_origins=["*"]).url, timeout=30)
     preflight = http.options(
         "/api/run/mtcnn/infer/bytes",
         headers={

@@ -134,10 +134,33 @@ export async function info() {
  * The registered models (GET /api/models): [{id, name, description, sha256, format, builtin,
  * private, parameters, config, created_at, updated_at, usage: {calls, faces, errors, ...}}].
  */
-export async function listModels() {
-  const response = await request("/api/models", { headers: { Accept: "application/json" } });
-  const body = await response.json();
-  return Array.isArray(body) ? body : [];
+/**
+ * Every model the server lists: public ones, and the private ones `key` opens.
+ * @param {string} key a usage or admin key, or "".
+ */
+export async function listModels(key = "") {
+  // The listing comes in pages: follow its Link rel="next" (a bounded number of them).
+  const models = [];
+  let url = "/api/models?limit=200";
+  for (let page = 0; url && page < MAX_MODEL_PAGES; page += 1) {
+    const headers = { Accept: "application/json", ...keyHeaders(key) };
+    const response = await request(url, { headers });
+    const body = await response.json();
+    if (Array.isArray(body)) models.push(...body);
+    url = nextLink(response.headers.get("Link"));
+  }
+  return models;
+}
+
+const MAX_MODEL_PAGES = 50;
+
+/** The URL of an RFC 8288 Link header's rel="next", or null. */
+export function nextLink(header) {
+  for (const part of (header || "").split(",")) {
+    const match = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
+    if (match && /(^|;)\s*rel="?next"?\s*(;|$)/.test(match[2])) return match[1];
+  }
+  return null;
 }
 
 /**

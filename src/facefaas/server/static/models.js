@@ -14,11 +14,23 @@ export function setupModels(onModels) {
   const listStatus = byId("models-status");
   const dialog = byId("delete-dialog");
   let deleting = null; // id of the model the dialog is about
+  // Private models are listed only to holders of one of their keys: the listing sends the Usage
+  // key field's key, and a private model it revealed stays listed until the page is reloaded
+  // (running it without the key then says, in plain words, that it needs one).
+  const usageKey = byId("usage-key");
+  const revealed = new Map();
+
+  async function listModels() {
+    const list = await api.listModels(usageKey.value.trim());
+    for (const model of list) if (model.private) revealed.set(model.id, model);
+    const listed = new Set(list.map((model) => model.id));
+    return [...list, ...[...revealed.values()].filter((model) => !listed.has(model.id))];
+  }
 
   async function refresh() {
     setStatus(listStatus, "Loading models…", "busy");
     try {
-      const models = await api.listModels();
+      const models = await listModels();
       renderTable(models);
       setStatus(listStatus, models.length ? "" : "No models.", "");
       onModels(models);
@@ -186,6 +198,7 @@ export function setupModels(onModels) {
     setStatus(dialogStatus, "Deleting…", "busy");
     try {
       await api.deleteModel(deleting, key);
+      revealed.delete(deleting);
       dialog.close();
       await refresh();
       setStatus(listStatus, `Model ${deleting} deleted.`, "ok");
@@ -199,6 +212,9 @@ export function setupModels(onModels) {
   });
 
   byId("refresh-models").addEventListener("click", refresh);
+  usageKey.addEventListener("change", () => {
+    if (usageKey.value.trim()) refresh(); // a key may reveal private models
+  });
 
   /** Show the server's model size limit and, if it wants one, the upload token field. */
   function setLimits(info) {
