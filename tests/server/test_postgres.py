@@ -98,9 +98,9 @@ def test_registry_runs_on_postgres(postgres_url: str, tmp_path: Path) -> None:
         record = registry.get(model_id)
         assert record.private and record.usage.calls == 3 and record.config["max_faces"] == 2
         assert record.created_at.tzinfo is not None
-        assert [r.id for r in registry.list()] == ["mtcnn", model_id]
+        assert [r.id for r in registry.list()] == ["mtcnn", "centerface", model_id]
         registry.delete(model_id)
-        assert [r.id for r in registry.list()] == ["mtcnn"]
+        assert [r.id for r in registry.list()] == ["mtcnn", "centerface"]
     finally:
         registry.close()
 

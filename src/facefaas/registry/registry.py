@@ -110,6 +110,7 @@ def _record(row: RowMapping) -> ModelRecord:
         ),
         admin_key_hash=row["admin_key_hash"],
         usage_key_hash=row["usage_key_hash"],
+        family=row["family"] or "mtcnn",
     )
 
 
@@ -184,7 +185,7 @@ class Registry:
 
     def create(
         self,
-        weights: MtcnnWeights,
+        weights: MtcnnWeights | Mapping[str, bytes],
         manifest: ModelManifest,
         *,
         source_format: str,
@@ -243,6 +244,7 @@ class Registry:
             "description": description if description is not None else manifest.description,
             "sha256": sha256,
             "format": source_format or manifest.source_format or "unknown",
+            "family": manifest.family,
             "builtin": False,
             "admin_key_hash": admin_hash,
             "usage_key_hash": usage_hash,
@@ -351,7 +353,7 @@ class Registry:
     def replace(
         self,
         model_id: str,
-        weights: MtcnnWeights,
+        weights: MtcnnWeights | Mapping[str, bytes],
         manifest: ModelManifest,
         *,
         source_format: str,
@@ -375,6 +377,7 @@ class Registry:
                 changes: dict[str, Any] = {
                     "sha256": sha256,
                     "format": source_format or manifest.source_format or old.format,
+                    "family": manifest.family,
                     "parameters": manifest.parameters.to_dict(),
                     "updated_at": _now(),
                 }
@@ -475,6 +478,7 @@ class Registry:
                 "description": manifest.description,
                 "sha256": manifest.weights_sha256,
                 "format": "builtin",
+                "family": manifest.family,
                 "builtin": True,
                 "parameters": manifest.parameters.to_dict(),
             }
@@ -493,7 +497,8 @@ class Registry:
                 except IntegrityError:
                     pass  # another worker inserted it first: same values
                 continue
-            if current.sha256 != manifest.weights_sha256 or not current.builtin:
+            stale = current.family != manifest.family or current.sha256 != manifest.weights_sha256
+            if stale or not current.builtin:
                 self._update(model_id, {**values, "updated_at": _now()})
 
     # -- helpers ---------------------------------------------------------------------------
@@ -526,7 +531,7 @@ class Registry:
         if users == 0 and self.store.has(sha256):
             self.store.remove(sha256)
 
-    def _put(self, weights: MtcnnWeights, manifest: ModelManifest) -> str:
+    def _put(self, weights: MtcnnWeights | Mapping[str, bytes], manifest: ModelManifest) -> str:
         """Store the weights (if not stored yet) and sync the store's folder entry."""
         sha256 = self.store.put(weights, manifest)
         fd = os.open(self.store.root, os.O_RDONLY)

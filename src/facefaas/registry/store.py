@@ -14,11 +14,12 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from facefaas.errors import ModelNotFoundError
-from facefaas.models.bundle import MANIFEST_FILE, write_bundle
+from facefaas.models.bundle import MANIFEST_FILE, write_bundle, write_networks
 from facefaas.models.manifest import ModelManifest
 from facefaas.models.weights import MtcnnWeights
 from facefaas.registry.permissions import FOLDER_MODE, private_folder, private_tree
@@ -47,12 +48,16 @@ class ModelStore:
     def has(self, sha256: str) -> bool:
         return (self.path(sha256) / MANIFEST_FILE).is_file()
 
-    def put(self, weights: MtcnnWeights, manifest: ModelManifest) -> str:
-        """Store ``weights`` (if not stored yet) and return their digest."""
-        sha256 = weights.digest()
+    def put(self, model: MtcnnWeights | Mapping[str, bytes], manifest: ModelManifest) -> str:
+        """Store a model (if not stored yet) and return its digest: MTCNN weights, or the
+        networks of another family as ONNX bytes (their digest is the manifest's)."""
+        sha256 = model.digest() if isinstance(model, MtcnnWeights) else manifest.weights_sha256
         if not self.has(sha256):
             folder = self.path(sha256)
-            write_bundle(folder, weights, replace(manifest, weights_sha256=sha256))
+            if isinstance(model, MtcnnWeights):
+                write_bundle(folder, model, replace(manifest, weights_sha256=sha256))
+            else:
+                write_networks(folder, model, manifest)
             private_tree(folder)  # the store folder is 0700: nobody else could see it before
         return sha256
 

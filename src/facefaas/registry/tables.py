@@ -29,6 +29,9 @@ models = sa.Table(
     # MtcnnWeights.digest() of the current weights: the store folder holding them.
     sa.Column("sha256", sa.String(64), nullable=False, index=True),
     sa.Column("format", sa.String(64), nullable=False),
+    # The detector family (facefaas.families); registries made before families gain the column
+    # (every model then was MTCNN) when create_schema runs.
+    sa.Column("family", sa.String(32), nullable=False, default="mtcnn", server_default="mtcnn"),
     sa.Column("builtin", sa.Boolean, nullable=False, default=False),
     sa.Column("admin_key_hash", sa.String(64), nullable=True),
     # NULL: public model; set: private, running it needs the usage (or admin) key.
@@ -86,10 +89,26 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables. Safe when several workers start at once."""
+    """Create missing tables and add missing columns. Safe when several workers start at once."""
     try:
         metadata.create_all(engine, checkfirst=True)
     except (OperationalError, ProgrammingError) as exc:
         # Another process created the table between our check and our CREATE.
         log.debug("create_all raced with another process (%s); checking again", exc)
         metadata.create_all(engine, checkfirst=True)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added to ``models`` since a registry was made (each with a default)."""
+    present = {column["name"] for column in sa.inspect(engine).get_columns("models")}
+    if "family" in present:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("ALTER TABLE models ADD COLUMN family VARCHAR(32) NOT NULL DEFAULT 'mtcnn'")
+            )
+        log.info("registry: added the models.family column (existing models are MTCNN)")
+    except (OperationalError, ProgrammingError) as exc:  # another worker added it first
+        log.debug("adding models.family raced with another process (%s)", exc)

@@ -196,6 +196,7 @@ class ModelInfo(BaseModel):
     description: str
     sha256: str = Field(..., description="digest of the weights (MtcnnWeights.digest)")
     format: str = Field(..., description="the format it was uploaded in")
+    family: str = Field(..., description="its detector family: mtcnn or centerface")
     builtin: bool
     private: bool = Field(..., description="running it needs the usage or admin key")
     parameters: dict[str, Any] = Field(..., description="recommended detection parameters")
@@ -231,12 +232,23 @@ class FunctionInfo(BaseModel):
     anonymizes: bool
 
 
+class FamilyInfo(BaseModel):
+    """One detector family (:mod:`facefaas.families`) and its parameters."""
+
+    name: str
+    title: str
+    summary: str
+    parameters: list[str]
+    defaults: dict[str, Any]
+
+
 class ServiceInfo(BaseModel):
     name: str
     version: str
     default_model: str
     functions: list[str]
     function_details: list[FunctionInfo]
+    families: list[FamilyInfo]
     output_formats: list[str]
     max_body_bytes: int
     max_pixels: int

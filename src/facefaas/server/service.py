@@ -364,7 +364,7 @@ class Service:
             imported = await self._import(upload)
             created = await run_in_threadpool(
                 lambda: self.registry.create(
-                    imported.weights,
+                    imported.stored(),
                     imported.manifest,
                     source_format=imported.format,
                     name=upload.name,
@@ -384,7 +384,7 @@ class Service:
         return await run_in_threadpool(
             lambda: self.registry.replace(
                 record.id,
-                imported.weights,
+                imported.stored(),
                 imported.manifest,
                 source_format=imported.format,
                 name=upload.name,

@@ -74,6 +74,7 @@ def model_info(record: ModelRecord) -> ModelInfo:
         description=record.description,
         sha256=record.sha256,
         format=record.format,
+        family=record.family,
         builtin=record.builtin,
         private=record.private,
         parameters=record.parameters,

@@ -7,12 +7,13 @@ from fastapi.responses import JSONResponse
 
 from facefaas import functions
 from facefaas._version import __version__
+from facefaas.families import FAMILIES
 from facefaas.models.builtin import DEFAULT_MODEL
 from facefaas.server.metrics import CONTENT_TYPE_LATEST
 from facefaas.server.problems import problem_response
 from facefaas.server.routes.deps import ServiceDep
 from facefaas.server.runner import MEDIA_TYPES
-from facefaas.server.schemas import FunctionInfo, ServiceInfo
+from facefaas.server.schemas import FamilyInfo, FunctionInfo, ServiceInfo
 
 __all__ = ["router"]
 
@@ -52,6 +53,7 @@ async def info(service: ServiceDep) -> ServiceInfo:
         default_model=DEFAULT_MODEL,
         functions=functions.names(),
         function_details=[FunctionInfo(**f.to_dict()) for f in functions.FUNCTIONS],
+        families=[FamilyInfo(**family.describe()) for family in FAMILIES.values()],
         output_formats=sorted(MEDIA_TYPES),
         max_body_bytes=settings.max_body_bytes,
         max_pixels=settings.max_pixels,
