@@ -245,4 +245,5 @@ def _bundle_zip(service: Service, record: ModelRecord) -> bytes:
     manifest = dataclasses.replace(
         bundle.manifest, name=record.name, description=record.description
     )
-    return bundle_zip(bundle.weights(), manifest)
+    mtcnn = manifest.family == "mtcnn"
+    return bundle_zip(bundle.weights() if mtcnn else bundle.networks, manifest)
