@@ -80,13 +80,19 @@ def _too_large(what: str, limit: int) -> TooLargeError:
     )
 
 
-async def read_payload(request: Request, limit: int, *, what: str, allow_json: bool) -> Payload:
-    """The file and fields of a request (module docstring), within ``limit`` bytes."""
+async def read_payload(
+    request: Request, limit: int, *, what: str, allow_json: bool, require_file: bool = True
+) -> Payload:
+    """The file and fields of a request (module docstring), within ``limit`` bytes.
+
+    ``require_file=False`` (the image comes from elsewhere, e.g. a URL): a multipart body or
+    JSON may carry fields only, and a multipart ``file`` may be a plain field.
+    """
     kind = media_type(request)
     if kind == "multipart/form-data":
-        return await _read_multipart(request, limit, what)
+        return await _read_multipart(request, limit, what, require_file=require_file)
     if kind == "application/json" and allow_json:
-        return _from_json(await read_body(request, limit, what))
+        return _from_json(await read_body(request, limit, what), require_file=require_file)
     if kind in _RAW_TYPES or kind.startswith("image/"):
         return Payload(files=[(None, await read_body(request, limit, what))])
     accepted = "application/octet-stream, image/*, multipart/form-data"
@@ -120,7 +126,7 @@ async def read_files(request: Request, limit: int, *, what: str, models: bool = 
 
 
 async def _read_multipart(
-    request: Request, limit: int, what: str, *, all_files: bool = False
+    request: Request, limit: int, what: str, *, all_files: bool = False, require_file: bool = True
 ) -> Payload:
     body = await read_body(request, limit, what)
 
@@ -141,13 +147,13 @@ async def _read_multipart(
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 uploads.append((name, value))
-            elif name == "file":
+            elif name == "file" and require_file:
                 raise InputError("multipart part 'file' must be a file (a part with a filename)")
             elif name in fields:
                 raise InputError(f"multipart field {name!r} is given twice")
             else:
                 fields[name] = value
-        if not uploads:
+        if not uploads and require_file:
             raise InputError("the multipart body has no file part (name it 'file')")
         if not all_files:
             # The part named 'file', else the first file part.
@@ -169,8 +175,10 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _from_json(body: bytes) -> Payload:
+def _from_json(body: bytes, *, require_file: bool = True) -> Payload:
     data = _json_object(body)
+    if not require_file and "image" not in data:
+        return Payload(files=[], fields=data)
     image = data.pop("image", None)
     if not isinstance(image, str):
         raise InputError("a JSON request needs 'image': base64 of the image or a data: URI")

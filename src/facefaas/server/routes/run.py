@@ -16,8 +16,9 @@ from facefaas.deadline import Deadline
 from facefaas.errors import TooLargeError
 from facefaas.request import ImageFormat
 from facefaas.server.edge import detection_request
-from facefaas.server.inputs import preferred, read_files, read_payload
+from facefaas.server.inputs import preferred, read_files
 from facefaas.server.problems import error_extensions, problem_body
+from facefaas.server.remote import deliver, read_run_input
 from facefaas.server.routes import IMAGE_BODY
 from facefaas.server.routes.deps import ServiceDep, UsableModel, rate_limited
 from facefaas.server.runner import RunOutput
@@ -95,16 +96,18 @@ async def run_function(
     function = functions.get_function(name)
     deadline = service.deadline()
     service.pool.refuse_if_full()  # before reading a body the server has no room for
-    payload = await read_payload(
-        request, service.settings.max_body_bytes, what="image", allow_json=True
-    )
+    run_input = await read_run_input(request, service.settings)  # body, or SSVM_Fetch / fetch_*
+    payload = run_input.payload
     params = merged_params(query, payload.fields)
     if function.output == "crops" and not params.zip:
         wanted = preferred(request, ("application/zip", "application/json"))
         params = params.model_copy(update={"zip": wanted == "application/zip"})
     job = detection_request(function, params, record, accepted_format(request))
     async with stopped_on_disconnect(request, deadline):
-        return image_response(await service.run(record, payload.data, job, deadline))
+        output = await service.run(record, payload.data, job, deadline)
+    if run_input.callback is not None:  # SSVM_Callback: the result goes on there
+        return await deliver(run_input.callback, output, service.settings)
+    return image_response(output)
 
 
 @router.post(
