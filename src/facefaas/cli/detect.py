@@ -135,43 +135,57 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
-def _request(
-    render: str,
-    min_size: float | None,
-    thresholds: str | None,
-    factor: float | None,
-    *,
-    landmarks: bool,
-    scores: bool,
-    color: str | None,
-) -> tuple[Any, dict[str, Any]]:
-    """The typed request of this run (built once, validated by the library) and the detection
-    parameters given on the command line, validated (``--remote`` sends only those, so that the
-    server's model defaults apply to the rest)."""
+def _given_params(given: dict[str, Any]) -> dict[str, Any]:
+    """The detection parameters given on the command line, validated by the one family they
+    belong to (``--remote`` sends only these, so the server's model defaults apply to the
+    rest; locally they also go over the model's own family's defaults)."""
     from facefaas.errors import ParameterError
-    from facefaas.params import DetectionParams
+    from facefaas.families import FAMILIES
+
+    given = {name: value for name, value in given.items() if value is not None}
+    if not given:
+        return {}
+    owners = [f for f in FAMILIES.values() if set(given) <= set(f.parameter_names)]
+    if not owners:
+        raise click.UsageError(
+            "the detection options given belong to different families: "
+            + "; ".join(f"{f.title}: {', '.join(f.parameter_names)}" for f in FAMILIES.values())
+        )
+    try:
+        params = owners[0].params(given)
+    except ParameterError as exc:
+        raise click.UsageError(exc.message) from None
+    return {name: getattr(params, name) for name in given}
+
+
+def _request(render: str, *, landmarks: bool, scores: bool, color: str | None) -> Any:
+    """The typed request of this run: the function drawing the picture and its options (the
+    detection parameters join it once the model, and so its family, is known)."""
+    from facefaas.errors import ParameterError
     from facefaas.render import parse_color
     from facefaas.request import DetectionRequest, OutputOptions
 
-    given = {"min_size": min_size, "thresholds": thresholds, "factor": factor}
-    given = {name: value for name, value in given.items() if value is not None}
     try:
-        params = DetectionParams.from_mapping(given)
         output = OutputOptions(
             landmarks=landmarks, scores=scores, color=parse_color(color) if color else None
         )
     except ParameterError as exc:
         raise click.UsageError(exc.message) from None
     function = functions.get_function("detect" if render == "none" else render)
-    request = DetectionRequest(function, params, output=output)
-    return request, {name: getattr(params, name) for name in given}
+    return DetectionRequest(function, output=output)
 
 
-def _local_backend(model: str | None, request: Any) -> Callable[[bytes, Any], Any]:
+def _local_backend(model: str | None, given: dict[str, Any]) -> Callable[[bytes, Any], Any]:
     from facefaas.detector import Detector
+    from facefaas.errors import ParameterError
 
     detector = Detector(model or "mtcnn")  # an id, bundle or any importable model file
-    return lambda data, decoded: detector.detect(decoded, request.params)
+    try:
+        params = detector.resolve_params(None, given)
+    except ParameterError as exc:
+        detector.close()
+        raise click.UsageError(exc.message) from None
+    return lambda data, decoded: detector.detect(decoded, params)
 
 
 def _remote_backend(
@@ -215,9 +229,16 @@ def _remote_backend(
 @click.option(
     "--color", metavar="#RRGGBB", help="Box colour (box) or fill colour (redact) [green, black]."
 )
-@click.option("--min-size", type=float, help="Smallest face side to find, px [20].")
-@click.option("--thresholds", metavar="A,B,C", help="P-, R-, O-Net thresholds [0.6,0.7,0.7].")
-@click.option("--factor", type=float, help="Pyramid scale step [0.709].")
+@click.option("--min-size", type=float, help="MTCNN: smallest face side to find, px [20].")
+@click.option(
+    "--thresholds", metavar="A,B,C", help="MTCNN: P-, R-, O-Net thresholds [0.6,0.7,0.7]."
+)
+@click.option("--factor", type=float, help="MTCNN: pyramid scale step [0.709].")
+@click.option("--threshold", type=float, help="CenterFace: score threshold [0.5].")
+@click.option("--nms-threshold", type=float, help="CenterFace: NMS IoU threshold [0.3].")
+@click.option(
+    "--input-size", type=int, help="CenterFace: scale the longer side to N px [full size]."
+)
 @click.option("--landmarks", is_flag=True, help="Draw the five landmarks (--render box).")
 @click.option("--scores", is_flag=True, help="Write each face's score (--render box).")
 @click.option(
@@ -235,6 +256,7 @@ def _remote_backend(
 def detect(
     paths: tuple[str, ...], output: Path | None, as_json: bool, as_jsonl: bool, render: str,
     color: str | None, min_size: float | None, thresholds: str | None, factor: float | None,
+    threshold: float | None, nms_threshold: float | None, input_size: int | None,
     landmarks: bool, scores: bool, recursive: bool, skip_existing: bool, model: str | None,
     remote: str | None, api_key: str | None,
 ) -> None:  # fmt: skip
@@ -246,9 +268,11 @@ def detect(
     or .png is the picture of the one image given.
     """
     _check_usage(paths, output, as_json, as_jsonl, render, skip_existing)
-    request, given = _request(
-        render, min_size, thresholds, factor, landmarks=landmarks, scores=scores, color=color
-    )
+    request = _request(render, landmarks=landmarks, scores=scores, color=color)
+    given = _given_params({
+        "min_size": min_size, "thresholds": thresholds, "factor": factor,
+        "threshold": threshold, "nms_threshold": nms_threshold, "input_size": input_size,
+    })  # fmt: skip
     items, problems = collect_inputs(paths, recursive=recursive)
     for problem in problems:
         click.echo(problem, err=True)
@@ -265,7 +289,7 @@ def detect(
         if remote:
             backend, closer = _remote_backend(remote, api_key, model, given)
         else:
-            backend = _local_backend(model, request)
+            backend = _local_backend(model, given)
     except FacefaasError as exc:
         click.echo(f"error: {exc.message}", err=True)
         raise SystemExit(EXIT_NOTHING_DONE) from None
