@@ -307,7 +307,7 @@ class FetchRefusedError(InputError):
     status = 422
     code = "fetch-refused"
 
-    def __init__(self, message: str, *, reason: str) -> None:
+    def __init__(self, message: str, *, reason: str = "refused") -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -321,7 +321,9 @@ class UpstreamError(FacefaasError):
     status = 502
     code = "upstream-failed"
 
-    def __init__(self, message: str, *, reason: str, upstream_status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, reason: str = "failed", upstream_status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.upstream_status = upstream_status
