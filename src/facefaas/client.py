@@ -330,8 +330,9 @@ class Client:
             url = response.links.get("next", {}).get("url")
         return models
 
-    def model(self, model_id: str) -> dict[str, Any]:
-        info: dict[str, Any] = self._request("GET", f"/api/models/{model_id}").json()
+    def model(self, model_id: str, *, key: str | None = None) -> dict[str, Any]:
+        """One model's metadata (a private model's only with one of its keys)."""
+        info: dict[str, Any] = self._request("GET", f"/api/models/{model_id}", key=key).json()
         return info
 
     def upload_model(

@@ -85,11 +85,14 @@ def test_registry_calls(client: Client, new_model: bytes, hopper: bytes) -> None
     with Client(client.url, api_key=created["usage_key"]) as keyed:
         assert len(keyed.detect(hopper, model=model_id)) == 1
     assert client.set_config(model_id, {"max_faces": 1}, admin_key=created["admin_key"]) == {
-        "min_size": None, "thresholds": None, "factor": None, "max_faces": 1,
-        "score_threshold": None,
+        "min_size": None, "thresholds": None, "factor": None, "threshold": None,
+        "nms_threshold": None, "input_size": None, "max_faces": 1, "score_threshold": None,
     }  # fmt: skip
-    assert client.model(model_id)["name"] == "via-client"
-    assert model_id in {m["id"] for m in client.models()}
+    with pytest.raises(errors.AuthError):
+        client.model(model_id)  # a private model's metadata needs one of its keys
+    assert client.model(model_id, key=created["usage_key"])["name"] == "via-client"
+    assert model_id not in {m["id"] for m in client.models()}
+    assert model_id in {m["id"] for m in client.models(key=created["usage_key"])}
     client.delete_model(model_id, admin_key=created["admin_key"])
     with pytest.raises(errors.ModelNotFoundError):
         client.model(model_id)

@@ -99,7 +99,7 @@ def test_serve_prints_its_url_and_a_restart_keeps_every_model(
 
     second = serve()
     with httpx.Client(base_url=second.url, timeout=60) as http:
-        info = http.get(f"/api/models/{model_id}").json()
+        info = http.get(f"/api/models/{model_id}", headers={"X-API-Key": usage}).json()
         assert (info["name"], info["private"], info["config"]) == ("kept", True, {"max_faces": 1})
         assert info["usage"]["calls"] == 1  # flushed at shutdown
         assert http.post(f"/api/run/{model_id}/detect", content=hopper).status_code == 401
