@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from facefaas.errors import FacefaasError
-from facefaas.evaluation.presets import PRESETS
+from facefaas.evaluation.presets import FAMILY_PRESETS, PRESETS
 
 __all__ = ["evaluate"]
 
@@ -63,7 +63,8 @@ def _run_options(func: F) -> F:
             "--preset",
             "presets",
             multiple=True,
-            help=f"Parameter preset ({', '.join(PRESETS)}). Repeatable.",
+            help=f"Parameter preset of the model's family (MTCNN: {', '.join(PRESETS)}; "
+            f"CenterFace: {', '.join(FAMILY_PRESETS['centerface'])}). Repeatable.",
         ),
         click.option(
             "--params",
@@ -123,6 +124,7 @@ def _label(base: str, model: str, several_models: bool) -> str:
 def _build_specs(models: Sequence[str], presets: Sequence[str], params: Sequence[str]) -> list[Any]:
     from facefaas.evaluation.presets import get_preset, params_label, parse_params
     from facefaas.evaluation.runner import RunSpec
+    from facefaas.models.resolve import resolve_model
 
     models = list(models) or ["mtcnn"]
     if not presets and not params:
@@ -130,11 +132,12 @@ def _build_specs(models: Sequence[str], presets: Sequence[str], params: Sequence
     several = len(models) > 1
     specs = []
     for model in models:
+        family = resolve_model(model).manifest.family  # presets and parameters are per family
         for name in presets:
-            preset = get_preset(name)
+            preset = get_preset(name, family)
             specs.append(RunSpec(_label(name, model, several), model, preset.params, name))
         for text in params:
-            parsed = parse_params(text)
+            parsed = parse_params(text, family=family)
             specs.append(RunSpec(_label(params_label(parsed), model, several), model, parsed))
     return specs
 

@@ -122,6 +122,11 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def _params_text(params: dict[str, Any] | None) -> str:
     if params is None:
         return "(detections from files)"
+    if "thresholds" not in params:  # CenterFace
+        size = params.get("input_size") or "full resolution"
+        return (
+            f"threshold {params['threshold']:g}, NMS {params['nms_threshold']:g}, input {size}"
+        )
     thresholds = "/".join(f"{t:g}" for t in params["thresholds"])
     return f"min {params['min_size']:g}, factor {params['factor']:g}, thresholds {thresholds}"
 

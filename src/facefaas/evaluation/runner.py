@@ -194,14 +194,14 @@ def run_specs(
             detectors[spec.model] = make_detector(spec.model)
         detector = detectors[spec.model]
 
-        def detect(image: Any, params: DetectionParams, _d: Any = detector) -> Faces:
-            faces: Faces = _d(image, **params.to_dict())
+        def detect(image: Any, params: Any, _d: Any = detector) -> Faces:
+            faces: Faces = _d.detect(image, params)
             return faces
 
         run = detect_dataset(
             dataset,
             detect,
-            spec.params or DetectionParams(),
+            spec.params if spec.params is not None else detector.params,
             load=load,
             progress=progress,
             desc=spec.label,
