@@ -131,9 +131,15 @@ def _build_specs(models: Sequence[str], presets: Sequence[str], params: Sequence
         presets = ["default"]
     several = len(models) > 1
     specs = []
+    families = {model: resolve_model(model).manifest.family for model in models}
+    for name in presets:  # a preset of none of the models' families is a mistake
+        if not any(name in FAMILY_PRESETS.get(f, {}) for f in families.values()):
+            get_preset(name, next(iter(families.values())))  # raises, listing the presets
     for model in models:
-        family = resolve_model(model).manifest.family  # presets and parameters are per family
+        family = families[model]  # presets and parameters are per family
         for name in presets:
+            if name not in FAMILY_PRESETS.get(family, {}):
+                continue  # another family's preset (e.g. CenterFace's input sizes)
             preset = get_preset(name, family)
             specs.append(RunSpec(_label(name, model, several), model, preset.params, name))
         for text in params:
