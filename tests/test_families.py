@@ -101,7 +101,7 @@ def test_an_onnx_file_of_no_family_is_refused_naming_the_families(tmp_path: Path
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])],
     )  # fmt: skip
-    with pytest.raises(ModelFormatError, match="mtcnn .* centerface"):
+    with pytest.raises(ModelFormatError, match=r"mtcnn .* centerface"):
         import_model({"other.onnx": helper.make_model(graph).SerializeToString()})
 
 
