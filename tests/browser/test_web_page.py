@@ -364,7 +364,7 @@ MESSAGES = [
     (401, None, "delete", "Enter the model's admin key."),
     (404, None, "detect", "the model list was refreshed"),
     (415, None, "detect", "Unsupported file type."),
-    (422, None, "upload", "not an MTCNN model the server can run"),
+    (422, None, "upload", "not a model of a detector family the server runs"),
     (429, 7, "detect", "Too many requests. Detail text. Try again in 7 s. (HTTP 429)"),
     (503, None, "detect", "The server is busy. Detail text. Try again in a moment. (HTTP 503)"),
     (502, None, "list", "failed while handling this request. Detail text. Request id: r-1."),

@@ -66,15 +66,18 @@ export async function request(url, options = {}) {
 }
 
 /**
- * Query string of the detection parameters, then of the function's own options
+ * Query string of the detection parameters of the model's family, as the API names them
+ * ({min_size: 20, thresholds: [0.6, 0.7, 0.7], factor: 0.709} for MTCNN, {threshold: 0.5,
+ * nms_threshold: 0.3, input_size: null} for CenterFace: a list travels comma-separated, a null
+ * is left out, so the server uses its default), then of the function's own options
  * ({color: "#ff0000"}: encoded, so "#" travels as %23).
  */
 export function paramsQuery(params, options = {}) {
   const query = new URLSearchParams();
-  query.set("min_size", String(params.minSize));
-  query.set("thresholds", params.thresholds.join(","));
-  query.set("factor", String(params.factor));
-  for (const [name, value] of Object.entries(options)) query.set(name, String(value));
+  for (const [name, value] of Object.entries({ ...params, ...options })) {
+    if (value === null || value === undefined) continue;
+    query.set(name, Array.isArray(value) ? value.join(",") : String(value));
+  }
   return query.toString();
 }
 
@@ -123,7 +126,8 @@ export async function render(modelId, operation, image, params, { key, signal, o
  * anonymizes}].
  * @returns {Promise<{max_body_bytes: number, max_model_bytes: number,
  *                    upload_token_required: boolean, default_model: string, functions: string[],
- *                    function_details?: object[]}>}
+ *                    function_details?: object[], families?: object[]}>} (families, absent
+ *   from older servers: [{name, title, summary, parameters, defaults}])
  */
 export async function info() {
   const response = await request("/api/info", { headers: { Accept: "application/json" } });
@@ -131,11 +135,10 @@ export async function info() {
 }
 
 /**
- * The registered models (GET /api/models): [{id, name, description, sha256, format, builtin,
- * private, parameters, config, created_at, updated_at, usage: {calls, faces, errors, ...}}].
- */
-/**
- * Every model the server lists: public ones, and the private ones `key` opens.
+ * Every model the server lists (GET /api/models): public ones, and the private ones `key` opens:
+ * [{id, name, description, sha256, format, family, builtin, private, parameters, config,
+ * created_at, updated_at, usage: {calls, faces, errors, ...}}] (`family`, "mtcnn" or
+ * "centerface", is absent from older servers, whose models are all MTCNN's).
  * @param {string} key a usage or admin key, or "".
  */
 export async function listModels(key = "") {

@@ -45,6 +45,8 @@ detect.refreshModels();
 api.info().then((info) => {
   detect.setLimits(info);
   detect.setFunctions(info.function_details); // absent from older servers: Blur and Pixelate
+  detect.setFamilies(info.families); // absent from older servers: MTCNN's parameters only
+  models.familiesChanged();
   models.setLimits(info);
 }).catch((error) => {
   // Limits are hints only, and the Render buttons stay the fallback ones; every request still

@@ -3,7 +3,10 @@
 import * as api from "./api.js";
 import { describeError, formatBytes } from "./messages.js";
 import { attachTooltip, composeAnnotated, drawFaces } from "./overlay.js";
-import { readParams, setModelDefaults, wireParams } from "./params.js";
+import * as families from "./families.js";
+import {
+  buildFamilyControls, readParams, setModelDefaults, showFamily, wireParams,
+} from "./params.js";
 import { byId, saveBlob, setStatus } from "./ui.js";
 
 // What a server without function_details in GET /api/info offers besides Boxes.
@@ -38,7 +41,10 @@ function loadImage(img, url) {
 
 const plural = (n, word) => (n === 1 ? `1 ${word}` : `${n} ${word}s`);
 
-/** Wire the Detect tab; returns {refreshModels, setLimits} for the rest of the page. */
+/**
+ * Wire the Detect tab; returns {refreshModels, setLimits, setFunctions, setFamilies} for the rest
+ * of the page.
+ */
 export function setupDetect() {
   const form = byId("detect-form");
   const fileInput = byId("file-input");
@@ -58,6 +64,7 @@ export function setupDetect() {
     shownBlob: null, // that image's bytes (for download)
     result: null, // the last detection JSON
     models: new Map(), // id -> model info from GET /api/models
+    modelList: [], // those models, as listed
     controller: null, // AbortController of the requests in flight
     sequence: 0,
     timer: 0,
@@ -165,6 +172,8 @@ export function setupDetect() {
     const count = plural(result.faces.length, "face");
     byId("face-count").textContent = count;
     byId("timing").textContent = describeTimings(result.timings_ms, roundTripMs);
+    byId("no-faces").textContent = result.faces.length ? "" : noFacesMessage(result);
+    byId("no-faces").hidden = result.faces.length > 0;
     const how = MODE_WORDS[mode()] || `shown by ${mode()}`;
     picture.alt = `${state.fileName} with ${count} ${how}`;
     byId("download-image").disabled = false;
@@ -185,12 +194,13 @@ export function setupDetect() {
   async function run() {
     clearTimeout(state.timer);
     if (!state.file) return;
-    const params = readParams();
-    if (params.error) {
-      setStatus(status, params.error, "error");
-      params.input.focus();
+    const read = readParams(); // the chosen model's family's parameters
+    if (read.error) {
+      setStatus(status, read.error, "error");
+      read.input.focus();
       return;
     }
+    const params = read.values;
     if (state.controller) state.controller.abort();
     const controller = new AbortController();
     state.controller = controller;
@@ -305,7 +315,7 @@ export function setupDetect() {
   byId("render-color").addEventListener("change", run);
   modelSelect.addEventListener("change", () => {
     const model = state.models.get(modelSelect.value);
-    if (model) setModelDefaults({ ...model.parameters, ...model.config });
+    if (model) applyModel(model);
     run();
   });
   byId("show-landmarks").addEventListener("change", () => {
@@ -344,15 +354,55 @@ export function setupDetect() {
     try {
       const list = models || await api.listModels();
       state.models = new Map(list.map((model) => [model.id, model]));
+      state.modelList = list;
       const previous = modelSelect.value;
       fillModelSelect(modelSelect, list);
       const model = state.models.get(modelSelect.value);
-      if (model && modelSelect.value !== previous) {
-        setModelDefaults({ ...model.parameters, ...model.config });
-      }
+      if (model && modelSelect.value !== previous) applyModel(model);
+      else describeFamily(model);
     } catch (error) {
       setStatus(status, `Could not load the model list. ${describeError(error, "list")}`, "error");
     }
+  }
+
+  /** Show the model's family's parameters, set to the model's values (its run defaults, if its
+   * admin set some, over its recommended ones). */
+  function applyModel(model) {
+    const family = families.familyOf(model);
+    showFamily(family);
+    setModelDefaults(family, { ...model.parameters, ...model.config });
+    describeFamily(model);
+  }
+
+  /** The model's family's summary atop its parameters (none from a server without families). */
+  function describeFamily(model) {
+    const family = families.getFamily(families.familyOf(model));
+    const summary = family && typeof family.summary === "string" ? family.summary.trim() : "";
+    byId("family-summary").textContent = summary
+      ? `${summary.charAt(0).toUpperCase()}${summary.slice(1)}`.replace(/([^.!?])$/, "$1.") : "";
+  }
+
+  /** The server's detector families (GET /api/info's `families`, absent from older servers:
+   * then every model is MTCNN's). */
+  function setFamilies(list) {
+    families.setFamilies(list);
+    buildFamilyControls();
+    fillModelSelect(modelSelect, state.modelList);
+    const model = state.models.get(modelSelect.value);
+    if (model) {
+      showFamily(families.familyOf(model));
+      describeFamily(model);
+    }
+  }
+
+  /** What to say when a run finds no face, with its model's family's knobs that find more. */
+  function noFacesMessage(result) {
+    const family = families.familyOf(state.models.get(result.model_id || modelSelect.value));
+    const more = {
+      mtcnn: "lower thresholds or a smaller min face size find more",
+      centerface: "a lower score threshold or a larger input size finds more",
+    }[family];
+    return `No faces found with these parameters${more ? `: ${more}` : ""}.`;
   }
 
   function setLimits(info) {
@@ -360,7 +410,7 @@ export function setupDetect() {
   }
 
   updateModeControls();
-  return { refreshModels, setLimits, setFunctions };
+  return { refreshModels, setLimits, setFunctions, setFamilies };
 }
 
 /** "redact" -> "Redact", "face_swap" -> "Face swap". */
@@ -369,21 +419,40 @@ function labelOf(name) {
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
-/** Replace the select's options, built-in mtcnn first; keep the selection if it still exists. */
+/**
+ * Replace the select's options: one group per detector family (in the server's order), built-in
+ * models first, mtcnn first of all; keep the selection if it still exists.
+ */
 function fillModelSelect(select, models) {
+  if (!models.length) return;
   const previous = select.value;
   const sorted = [...models].sort((a, b) => rank(a) - rank(b)
                                    || String(a.name).localeCompare(String(b.name)));
-  const options = sorted.map((model) => {
-    const option = document.createElement("option");
-    option.value = model.id;
-    const label = model.name && model.name !== model.id ? `${model.name} (${model.id})` : model.id;
-    option.textContent = label + (model.builtin ? " — built-in" : "")
-      + (model.private ? " — private" : "");
-    return option;
+  const byFamily = new Map();
+  for (const model of sorted) {
+    const family = families.familyOf(model);
+    if (!byFamily.has(family)) byFamily.set(family, []);
+    byFamily.get(family).push(model);
+  }
+  const order = [...byFamily.keys()];
+  order.sort((a, b) => families.familyRank(a) - families.familyRank(b));
+  const groups = order.map((family) => {
+    const group = document.createElement("optgroup");
+    group.label = families.familyTitle(family);
+    group.dataset.family = family;
+    group.append(...byFamily.get(family).map((model) => {
+      const option = document.createElement("option");
+      option.value = model.id;
+      option.dataset.family = family;
+      const label = model.name && model.name !== model.id ? `${model.name} (${model.id})`
+        : model.id;
+      option.textContent = label + (model.builtin ? " — built-in" : "")
+        + (model.private ? " — private" : "");
+      return option;
+    }));
+    return group;
   });
-  if (!options.length) return;
-  select.replaceChildren(...options);
+  select.replaceChildren(...groups);
   if (sorted.some((m) => m.id === previous)) select.value = previous;
 }
 

@@ -29,7 +29,8 @@ const ADVICE = {
     400: "Check the file: it could not be read.",
     413: "The model file is over the server's size limit.",
     415: "This file type is not a model format the server imports.",
-    422: "The file is not an MTCNN model the server can run.",
+    422: "The file is not a model of a detector family the server runs (such as MTCNN or "
+      + "CenterFace).",
   },
   delete: {
     401: "Enter the model's admin key.",

@@ -1,6 +1,7 @@
 // The Models tab: upload a model (its keys are shown once), list models, delete one.
 
 import * as api from "./api.js";
+import { familyOf, familyTitle, getFamily } from "./families.js";
 import { describeError, formatBytes } from "./messages.js";
 import { byId, formatDate, setStatus } from "./ui.js";
 
@@ -19,6 +20,7 @@ export function setupModels(onModels) {
   // (running it without the key then says, in plain words, that it needs one).
   const usageKey = byId("usage-key");
   const revealed = new Map();
+  let shown = null; // the models in the table, to show again once the families are known
 
   async function listModels() {
     const list = await api.listModels(usageKey.value.trim());
@@ -40,6 +42,7 @@ export function setupModels(onModels) {
   }
 
   function renderTable(models) {
+    shown = models;
     const rows = models.map((model) => {
       const row = document.createElement("tr");
       row.dataset.modelId = model.id;
@@ -51,6 +54,7 @@ export function setupModels(onModels) {
       const cells = [
         idCell,
         model.name || "",
+        familyCell(model),
         model.description || "",
         formatDate(model.created_at),
         describeUsage(model),
@@ -222,7 +226,24 @@ export function setupModels(onModels) {
     byId("upload-token-field").hidden = !info.upload_token_required;
   }
 
-  return { refresh, setLimits };
+  /** The server's families are known (GET /api/info): name them in the table. */
+  function familiesChanged() {
+    if (shown) renderTable(shown);
+  }
+
+  return { refresh, setLimits, familiesChanged };
+}
+
+/** The model's family by its title ("CenterFace"), its summary as a tooltip. */
+function familyCell(model) {
+  const name = familyOf(model);
+  const cell = document.createElement("span");
+  cell.className = "family";
+  cell.dataset.family = name;
+  cell.textContent = familyTitle(name);
+  const family = getFamily(name);
+  if (family && family.summary) cell.title = family.summary;
+  return cell;
 }
 
 const SVG_NS = "http://www.w3.org/2000/svg";
