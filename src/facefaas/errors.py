@@ -50,6 +50,7 @@ __all__ = [
     "IdempotencyKeyReusedError",
     "ImageDecodeError",
     "InputError",
+    "JobNotFoundError",
     "ModelConflictError",
     "ModelError",
     "ModelFormatError",
@@ -341,3 +342,10 @@ class ValueNotFoundError(FacefaasError):
 
     status = 404
     code = "value-not-found"
+
+
+class JobNotFoundError(FacefaasError):
+    """No job has that id, its token is not the one presented, or its results expired."""
+
+    status = 404
+    code = "job-not-found"

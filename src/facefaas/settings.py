@@ -212,6 +212,44 @@ class Settings(BaseSettings):
         default=60.0, gt=0, le=86400, description="seconds between sweeps of expired values"
     )
 
+    # Jobs (facefaas.jobs, server/jobs.py, routes/jobs.py).
+    job_worker: bool = Field(
+        default=True, description="run the job worker in this process (False: API only)"
+    )
+    job_threads: int | None = Field(
+        default=None, ge=1, le=256,
+        description="inference threads jobs may occupy at once; default inference_threads - 1 "
+        "(at least 1): at least one thread stays free for synchronous calls",
+    )  # fmt: skip
+    job_lifetime: float = Field(
+        default=3600.0, gt=0, le=30 * 86400,
+        description="default seconds a job's results are kept after it ends",
+    )  # fmt: skip
+    job_max_lifetime: float = Field(
+        default=7 * 86400.0, gt=0, description="longest lifetime a job may ask for"
+    )
+    job_max_items: int = Field(default=1000, ge=1, le=1_000_000, description="images per job")
+    job_max_upload_bytes: int = Field(
+        default=256 * MiB, ge=1024, description="largest job upload (all its images, or a zip)"
+    )
+    job_max_active_per_client: int = Field(
+        default=8, ge=1, description="unfinished jobs one client address may have (then 429)"
+    )
+    job_lease_seconds: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="an item claimed by a worker that stops renewing is redone after this",
+    )  # fmt: skip
+    job_poll_interval: float = Field(
+        default=0.5, gt=0, le=60, description="seconds between looks for queued job items"
+    )
+    job_sweep_interval: float = Field(
+        default=60.0, gt=0, le=86400, description="seconds between sweeps of expired jobs"
+    )
+    webhook_retry_seconds: float = Field(
+        default=3600.0, ge=0, le=7 * 86400,
+        description="how long a failing webhook is retried (exponential backoff, at least once)",
+    )  # fmt: skip
+
     metrics_dir: Path | None = Field(
         default=None,
         validation_alias=AliasChoices(
@@ -270,6 +308,13 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"rate_limit {value!r}: {exc}") from None
         return text
+
+    @property
+    def effective_job_threads(self) -> int:
+        """Threads jobs may occupy: ``job_threads``, else ``inference_threads - 1``, at least 1
+        and at most ``inference_threads``."""
+        wanted = self.job_threads or self.inference_threads - 1
+        return max(1, min(wanted, self.inference_threads))
 
     @property
     def url(self) -> str:
