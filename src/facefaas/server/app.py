@@ -30,7 +30,7 @@ from facefaas.server.requestlog import (
     RequestContextMiddleware,
     configure_logging,
 )
-from facefaas.server.routes import ephemeral, models, ops, run, seed
+from facefaas.server.routes import ephemeral, jobs, models, ops, run, seed
 from facefaas.server.security_headers import SecurityHeadersMiddleware
 from facefaas.server.service import Service
 from facefaas.settings import Settings
@@ -54,6 +54,7 @@ _KEY_HEADERS = [
     "SSVM-Fetch",
     "SSVM_Callback",
     "SSVM-Callback",
+    "X-Job-Token",
 ]
 _EXPOSED_HEADERS = ["Retry-After", REQUEST_ID_HEADER, "X-Face-Count", "Server-Timing", "Link"]
 
@@ -107,7 +108,8 @@ def create_app(settings: Settings | None = None, *, reconcile: bool | None = Non
     )
     app.state.service = service
     install_problem_handlers(app)
-    for router in (ops.router, run.router, models.router, seed.router, ephemeral.router):
+    routers = (ops.router, run.router, models.router, seed.router, ephemeral.router, jobs.router)
+    for router in routers:
         app.include_router(router)
     install_api_docs(app)
     # Last: the page at / must not shadow any route. Missing files are 404 problems.

@@ -45,6 +45,7 @@ from facefaas.settings import Settings
 
 if TYPE_CHECKING:
     from facefaas.models.importing import ImportedModel
+    from facefaas.server.jobs import JobWorker
 
 __all__ = ["ModelUpload", "Service"]
 
@@ -110,6 +111,7 @@ class Service:
         self.ready = False
         self.provider: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.jobs: JobWorker | None = None  # jobs' store and worker, once started
 
     @property
     def registry(self) -> Registry:
@@ -142,11 +144,18 @@ class Service:
             asyncio.create_task(self._load_default()),
             asyncio.create_task(self._flush_usage_forever()),
         ]
+        from facefaas.server.jobs import JobWorker
+
+        self.jobs = await run_in_threadpool(JobWorker.open, self)
+        if settings.job_worker:
+            self.jobs.start()
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.jobs is not None:
+            await self.jobs.stop()  # unfinished job items go back to the queue
         await self.flush_usage()
         await run_in_threadpool(self.pool.shutdown)
         await run_in_threadpool(self.detectors.close)

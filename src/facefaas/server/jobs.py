@@ -1,0 +1,310 @@
+"""`JobWorker`: the service's background worker of jobs (:mod:`facefaas.jobs`).
+
+Each service process runs one (unless ``job_worker`` is off): it claims items from the shared
+queue in the registry's database, fetches URL inputs through the SSRF guard
+(:func:`facefaas.fetch.fetch_image`, the ``fetch_allow`` allowlist), and runs each image through
+the same path as a synchronous request, :meth:`Service.run` (the cost plan, the inference
+pool, the deadline, usage and metrics).
+
+Jobs never starve synchronous calls: job images go to the pool through a semaphore of
+``job_threads`` (default ``inference_threads - 1``, at least 1), so **at least one inference
+thread stays free for synchronous calls** whenever the pool has two or more. A job image
+refused by a full pool waits and tries again; it is not an error.
+
+A fetch refused or failed, an undecodable image, a deadline passed: each is that item's error
+(problem+json), never the worker's. Claims are leases renewed while the worker lives; when it
+stops gracefully it gives its unfinished items back; when it is killed they are claimed again
+once their lease runs out. Alongside it: the webhook deliveries (retried with exponential
+backoff, :meth:`JobStore.webhook_attempted`) and the periodic sweep of expired jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+
+from facefaas import functions
+from facefaas.errors import CancelledError, FacefaasError, OverloadedError
+from facefaas.fetch import fetch_image, send
+from facefaas.jobs import ClaimedItem, DueWebhook, JobStore
+from facefaas.jobs.webhooks import signature_headers
+from facefaas.registry import ModelRecord
+from facefaas.request import DetectionRequest
+from facefaas.server.edge import detection_request
+from facefaas.server.problems import error_extensions, problem_body
+from facefaas.server.remote import fetch_policy
+from facefaas.server.runner import RunOutput
+from facefaas.server.schemas import RunParams
+
+if TYPE_CHECKING:
+    from facefaas.server.service import Service
+
+__all__ = ["MAX_ATTEMPTS", "JobWorker", "job_request"]
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3  # an item whose worker died this many times is failed, not tried again
+_JOB_CACHE_SECONDS = 30.0
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "application/zip": "zip"}
+
+
+def job_request(
+    function_name: str, params: dict[str, Any], record: ModelRecord
+) -> DetectionRequest:
+    """The typed request of a job's images, built as the run routes build theirs (a job's
+    ``crops`` are JSON, never a zip)."""
+    function = functions.get_function(function_name)
+    run_params = RunParams.model_validate(params)
+    if function.output == "crops" and run_params.zip:
+        run_params = run_params.model_copy(update={"zip": False})
+    return detection_request(function, run_params, record, None)
+
+
+@dataclass
+class _Job:
+    record: ModelRecord
+    request: DetectionRequest
+    loaded_at: float
+
+
+class _Stopping(Exception):
+    """The service is draining: leave the item for the next worker."""
+
+
+class JobWorker:
+    """Claims and runs job items for one :class:`Service` (module docstring)."""
+
+    def __init__(self, service: Service, store: JobStore) -> None:
+        self.service = service
+        self.store = store
+        settings = service.settings
+        self.threads = settings.effective_job_threads
+        self.gate = asyncio.Semaphore(self.threads)
+        self.worker_id = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.wake = asyncio.Event()
+        self.active: dict[int, ClaimedItem] = {}
+        self._jobs: dict[str, _Job] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    def open(cls, service: Service) -> JobWorker:
+        """A worker on the service's registry engine (call in a thread: it may create tables)."""
+        settings = service.settings
+        store = JobStore(
+            service.registry.engine,
+            settings.data_dir,
+            webhook_retry_seconds=settings.webhook_retry_seconds,
+        )
+        return cls(service, store)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._claim_forever()),
+            asyncio.create_task(self._renew_forever()),
+            asyncio.create_task(self._deliver_forever()),
+            asyncio.create_task(self._sweep_forever()),
+        ]
+
+    async def stop(self) -> None:
+        """Stop working and give the unfinished items back to the queue."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self.active:
+            try:
+                await run_in_threadpool(self.store.release, self.worker_id, list(self.active))
+            except Exception:
+                log.warning("could not give job items back; their leases will run out")
+            self.active.clear()
+
+    # -- items -------------------------------------------------------------------------------
+
+    async def _claim_forever(self) -> None:
+        settings = self.service.settings
+        capacity = 2 * self.threads  # fetch the next images while these run
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                claimed: list[ClaimedItem] = []
+                free = capacity - len(running)
+                if free > 0 and not self.service.draining:
+                    try:
+                        claimed = await run_in_threadpool(
+                            self.store.claim, self.worker_id, free, settings.job_lease_seconds
+                        )
+                    except Exception:
+                        log.warning("claiming job items failed; trying again", exc_info=True)
+                for item in claimed:
+                    self.active[item.id] = item
+                    task = asyncio.create_task(self._process(item))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if claimed and len(running) < capacity:
+                    continue
+                waker = asyncio.create_task(self.wake.wait())
+                await asyncio.wait(
+                    {waker, *running},
+                    timeout=settings.job_poll_interval,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                waker.cancel()
+                self.wake.clear()
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _renew_forever(self) -> None:
+        lease = self.service.settings.job_lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            if self.active:
+                try:
+                    await run_in_threadpool(
+                        self.store.renew, self.worker_id, list(self.active), lease
+                    )
+                except Exception:
+                    log.warning("renewing job claims failed", exc_info=True)
+
+    async def _process(self, item: ClaimedItem) -> None:
+        result: dict[str, Any] | None = None
+        error: dict[str, Any] | None = None
+        try:
+            if item.attempts > MAX_ATTEMPTS:
+                raise FacefaasError(
+                    f"gave up on this image after {MAX_ATTEMPTS} attempts (each stopped its worker)"
+                )
+            job = await self._job(item.job_id)
+            if job is None:  # the job was deleted (expired) meanwhile
+                self.active.pop(item.id, None)
+                return
+            data = await self._input(item)
+            output = await self._run(job, data)
+            result = await run_in_threadpool(self._save, item, output)
+        except _Stopping:
+            return  # left claimed: given back by stop(), or its lease runs out
+        except FacefaasError as exc:
+            error = problem_body(exc.status, exc.message, code=exc.code, **error_extensions(exc))
+        except Exception as exc:  # a bug must not stop the worker: the item records it
+            log.exception("job %s item %d failed unexpectedly", item.job_id, item.index)
+            error = problem_body(
+                500, f"internal error: {type(exc).__name__}", code="internal-error"
+            )
+        try:
+            recorded = await run_in_threadpool(
+                lambda: self.store.complete(self.worker_id, item, result=result, error=error)
+            )
+            if not recorded:
+                log.info("job %s item %d: claim lost; another worker records it",
+                         item.job_id, item.index)  # fmt: skip
+        except Exception:
+            log.warning("recording job %s item %d failed; it will be redone",
+                        item.job_id, item.index, exc_info=True)  # fmt: skip
+        self.active.pop(item.id, None)
+
+    async def _job(self, job_id: str) -> _Job | None:
+        cached = self._jobs.get(job_id)
+        now = time.monotonic()
+        if cached is not None and now - cached.loaded_at < _JOB_CACHE_SECONDS:
+            return cached
+        row = await run_in_threadpool(self.store.job, job_id)
+        if row is None:
+            return None
+        record = await run_in_threadpool(self.service.registry.get, row["model_id"])
+        request = job_request(row["function"], row["params"], record)
+        if len(self._jobs) > 256:
+            self._jobs.clear()
+        job = self._jobs[job_id] = _Job(record, request, now)
+        return job
+
+    async def _input(self, item: ClaimedItem) -> bytes:
+        if item.input_path is not None:
+            return await run_in_threadpool(Path(item.input_path).read_bytes)
+        policy = fetch_policy(self.service.settings)
+        fetched = await run_in_threadpool(fetch_image, item.source, policy)
+        return fetched.data
+
+    async def _run(self, job: _Job, data: bytes) -> RunOutput:
+        service = self.service
+        while True:
+            if service.draining:
+                raise _Stopping
+            try:
+                deadline = service.deadline()
+            except CancelledError:
+                raise _Stopping from None
+            try:
+                async with self.gate:
+                    return await service.run(job.record, data, job.request, deadline)
+            except CancelledError:
+                raise _Stopping from None
+            except OverloadedError as exc:  # the pool is full of synchronous calls: wait
+                await asyncio.sleep(exc.retry_after or service.settings.retry_after)
+
+    def _save(self, item: ClaimedItem, output: RunOutput) -> dict[str, Any]:
+        if output.body is not None:
+            name = f"{item.index}.json"
+            data = json.dumps(output.body, separators=(",", ":")).encode()
+            media_type = "application/json"
+        else:
+            media_type = output.media_type
+            name = f"{item.index}.{_EXTENSIONS.get(media_type, 'bin')}"
+            data = output.content or b""
+        self.store.write_result(item.job_id, name, data)
+        return {"file": name, "media_type": media_type, "faces": len(output.faces)}
+
+    # -- webhooks and upkeep -----------------------------------------------------------------
+
+    async def _deliver_forever(self) -> None:
+        settings = self.service.settings
+        while True:
+            try:
+                due = await run_in_threadpool(self.store.claim_webhooks, 8, 60.0)
+            except Exception:
+                log.warning("claiming webhooks failed", exc_info=True)
+                due = []
+            await asyncio.gather(*(self._deliver(webhook) for webhook in due))
+            if not due:
+                await asyncio.sleep(settings.job_poll_interval)
+
+    async def _deliver(self, webhook: DueWebhook) -> None:
+        policy = fetch_policy(self.service.settings)
+        headers = signature_headers(
+            webhook.secret, webhook.webhook_id, int(time.time()), webhook.body
+        )
+        status: int | None
+        try:
+            status = await run_in_threadpool(
+                lambda: send(webhook.url, webhook.body, policy, headers=headers)
+            )
+        except Exception as exc:  # refused, unreachable, timed out: retried later
+            log.info("webhook of job %s not delivered: %s", webhook.job_id, exc)
+            status = None
+        try:
+            await run_in_threadpool(self.store.webhook_attempted, webhook, status)
+        except Exception:
+            log.warning("recording a webhook attempt failed", exc_info=True)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.service.settings.job_sweep_interval)
+            try:
+                await run_in_threadpool(self.store.sweep)
+            except Exception:
+                log.warning("sweeping expired jobs failed", exc_info=True)
+
+    async def sweep_now(self) -> None:
+        with suppress(Exception):
+            await run_in_threadpool(self.store.sweep)

@@ -1,0 +1,348 @@
+"""Jobs: ``POST /api/jobs`` (many images, by URL, as uploads or one zip), then their status,
+results and cancellation with the job's token.
+
+A job is submitted with the model's usage key when the model is private (as a run is); from
+then on the job's own token (``X-Job-Token``, or ``Authorization: Bearer``), shown once in the
+202, reads or cancels it. A missing token is a 401; a wrong one a 404, as for a job that never
+existed or expired. The worker and the queue: :mod:`facefaas.server.jobs`, :mod:`facefaas.jobs`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import zipfile
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from facefaas import functions
+from facefaas.errors import (
+    AuthError,
+    InputError,
+    JobNotFoundError,
+    ParameterError,
+    RateLimitedError,
+    TooLargeError,
+    UnsupportedMediaError,
+)
+from facefaas.fetch import check_target, sniff_image
+from facefaas.jobs import JobInput, JobStore, NewJob
+from facefaas.models.builtin import DEFAULT_MODEL
+from facefaas.server.auth import authorize_use
+from facefaas.server.inputs import media_type, read_body, read_files
+from facefaas.server.jobs import JobWorker, job_request
+from facefaas.server.problems import problem_response
+from facefaas.server.remote import fetch_policy
+from facefaas.server.routes.deps import Keys, ServiceDep, rate_limited
+from facefaas.server.service import Service
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(rate_limited)])
+
+_MAX_URL = 2048
+_RESULTS_POLL_SECONDS = 0.25
+_ZIP_MAGIC = b"PK\x03\x04"
+
+_SUBMIT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": 'JSON {"model": "mtcnn", "function": "detect", "params": {...}, '
+        '"inputs": ["https://...", ...], "webhook": "https://...", "lifetime": 3600}; or '
+        "multipart with one part per image (or one zip of images) and those fields "
+        "(params as JSON text, inputs as a JSON list or one URL a line); or a zip body",
+        "content": {"application/json": {}, "multipart/form-data": {}, "application/zip": {}},
+    }
+}
+
+
+def _worker(service: Service) -> JobWorker:
+    if service.jobs is None:
+        from facefaas.errors import OverloadedError
+
+        raise OverloadedError("the service is starting", retry_after=1)
+    return service.jobs
+
+
+def _store(service: Service) -> JobStore:
+    return _worker(service).store
+
+
+def job_token(request: Request) -> str:
+    """The job token presented: ``X-Job-Token``, or ``Authorization: Bearer`` (401 if none)."""
+    token = request.headers.get("x-job-token", "").strip()
+    if not token:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            token = value.strip()
+    if not token:
+        raise AuthError("a job is read with its token: send X-Job-Token or Authorization: Bearer")
+    return token
+
+
+Token = Annotated[str, Depends(job_token)]
+
+
+def _unzip(data: bytes, limit_items: int, limit_bytes: int) -> list[JobInput]:
+    """The images of a zip, in name order (folders, hidden files and non-images skipped)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise InputError("the zip is not a readable zip file") from None
+    found: list[JobInput] = []
+    total = 0
+    with archive:
+        for info in sorted(archive.infolist(), key=lambda i: i.filename):
+            name = info.filename.rsplit("/", 1)[-1]
+            if info.is_dir() or not name or name.startswith(".") or "__MACOSX" in info.filename:
+                continue
+            total += info.file_size
+            if total > limit_bytes:
+                raise TooLargeError(
+                    f"the zip's images are over {limit_bytes} bytes", limit=limit_bytes,
+                    unit="bytes",
+                )  # fmt: skip
+            with archive.open(info) as member:
+                content = member.read(limit_bytes + 1)
+            if len(content) > info.file_size:  # the header lied about the size
+                raise InputError(f"zip member {name!r} is larger than its header says")
+            if sniff_image(content[:16]) is None:
+                continue
+            found.append(JobInput(source=name, data=content))
+            if len(found) > limit_items:
+                break
+    return found
+
+
+def _as_list(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else text.split()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"'{what}' must be a list of URLs")
+    return value
+
+
+async def _read_submission(
+    request: Request, service: Service
+) -> tuple[dict[str, Any], list[JobInput]]:
+    """The fields and inputs of a submission, within the upload limits."""
+    settings = service.settings
+    limit = settings.job_max_upload_bytes
+    kind = media_type(request)
+    fields: dict[str, Any]
+    uploads: list[JobInput] = []
+    if kind == "application/json":
+        try:
+            fields = json.loads(await read_body(request, settings.max_body_bytes, "job"))
+        except (ValueError, UnicodeDecodeError):
+            raise InputError("the body is not valid JSON") from None
+        if not isinstance(fields, dict):
+            raise InputError("the JSON body must be an object")
+    elif kind == "multipart/form-data":
+        payload = await read_files(request, limit, what="job upload")
+        fields = dict(payload.fields)
+        for filename, data in payload.files:
+            if data.startswith(_ZIP_MAGIC):
+                uploads += _unzip(data, settings.job_max_items, limit)
+            else:
+                uploads.append(JobInput(source=filename or f"upload-{len(uploads)}", data=data))
+    elif kind in ("application/zip", "application/x-zip-compressed"):
+        body = await read_body(request, limit, "job upload")
+        fields = dict(request.query_params)
+        uploads = _unzip(body, settings.job_max_items, limit)
+    else:
+        raise UnsupportedMediaError(
+            f"content type {kind!r} is not accepted for a job; send application/json, "
+            "multipart/form-data or application/zip"
+        )
+    inputs = [JobInput(source=url) for url in _as_list(fields.get("inputs"), "inputs")]
+    for url in inputs:
+        if len(url.source) > _MAX_URL:
+            raise InputError(f"an input URL is longer than {_MAX_URL} characters")
+    return fields, inputs + uploads
+
+
+def _params(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InputError("'params' must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise InputError("'params' must be a JSON object")
+    return value
+
+
+@router.post("", status_code=202, summary="Submit a job of many images", openapi_extra=_SUBMIT_BODY)
+async def submit(request: Request, service: ServiceDep, keys: Keys) -> JSONResponse:
+    """Answers 202 with the job's id, its token (shown once: it reads and cancels the job) and,
+    with a webhook, the webhook's signing secret (shown once)."""
+    settings = service.settings
+    store = _store(service)
+    owner = f"address:{request.client.host if request.client else 'unknown'}"
+    active = await run_in_threadpool(store.active_jobs, owner)
+    if active >= settings.job_max_active_per_client:
+        raise RateLimitedError(
+            f"{active} unfinished jobs from this client; the limit is "
+            f"{settings.job_max_active_per_client}",
+            retry_after=settings.retry_after * 10,
+        )
+    fields, inputs = await _read_submission(request, service)
+    model_id = str(fields.get("model") or DEFAULT_MODEL)
+    function = str(fields.get("function") or "detect")
+    functions.get_function(function)  # 422 naming the functions when unknown
+    record = await run_in_threadpool(service.registry.get, model_id)
+    authorize_use(record, keys)
+    params = _params(fields.get("params"))
+    job_request(function, params, record)  # validated as the run routes validate theirs
+    if not inputs:
+        raise InputError("a job needs inputs: URLs ('inputs'), image files, or a zip of images")
+    if len(inputs) > settings.job_max_items:
+        raise TooLargeError(
+            f"{len(inputs)} images in one job; the limit is {settings.job_max_items}",
+            limit=settings.job_max_items,
+            unit="images",
+        )
+    try:
+        lifetime = float(fields.get("lifetime") or settings.job_lifetime)
+    except (TypeError, ValueError):
+        raise ParameterError("'lifetime' must be a number of seconds") from None
+    if not 0 < lifetime <= settings.job_max_lifetime:
+        raise ParameterError(f"'lifetime' must be in (0, {settings.job_max_lifetime:g}] seconds")
+    webhook = fields.get("webhook")
+    if webhook is not None:
+        if not isinstance(webhook, str) or len(webhook) > _MAX_URL:
+            raise InputError("'webhook' must be a URL")
+        await run_in_threadpool(check_target, webhook, fetch_policy(settings))  # 422 if refused
+    job = NewJob(
+        owner=owner, model_id=record.id, function=function, params=params,
+        lifetime=lifetime, webhook_url=webhook,
+    )  # fmt: skip
+    job_id, token, secret = await run_in_threadpool(store.create, job, inputs)
+    _worker(service).wake.set()
+    location = f"/api/jobs/{job_id}"
+    body: dict[str, Any] = {
+        "job_id": job_id,
+        "token": token,
+        "status_url": location,
+        "results_url": f"{location}/results",
+        "total": len(inputs),
+    }
+    if secret is not None:
+        body["webhook_secret"] = secret
+    return JSONResponse(body, status_code=202, headers={"Location": location})
+
+
+@router.get("/{job_id}", summary="A job's state, counts, progress and errors")
+async def status(job_id: str, token: Token, service: ServiceDep) -> JSONResponse:
+    store = _store(service)
+    await run_in_threadpool(store.authorize, job_id, token)
+    return JSONResponse(await run_in_threadpool(store.status, job_id))
+
+
+@router.delete("/{job_id}", summary="Cancel a job")
+async def cancel(job_id: str, token: Token, service: ServiceDep) -> JSONResponse:
+    """Items not started are cancelled; items running finish. Answers the job's status."""
+    store = _store(service)
+    await run_in_threadpool(store.authorize, job_id, token)
+    return JSONResponse(await run_in_threadpool(store.cancel, job_id))
+
+
+def _line(store: JobStore, job_id: str, item: dict[str, Any]) -> bytes:
+    line: dict[str, Any] = {"index": item["idx"], "source": item["source"]}
+    state = item["state"]
+    line["status"] = state
+    if state == "done":
+        result = item["result"] or {}
+        if result.get("media_type") == "application/json":
+            path = store.result_file(job_id, result["file"])
+            line["result"] = json.loads(path.read_bytes())
+        else:
+            line["result"] = {
+                "media_type": result.get("media_type"),
+                "faces": result.get("faces"),
+                "url": f"/api/jobs/{job_id}/results/{item['idx']}",
+            }
+    elif state == "failed":
+        line["error"] = item["error"]
+    return (json.dumps(line, separators=(",", ":")) + "\n").encode()
+
+
+async def _stream(store: JobStore, job_id: str, total: int) -> AsyncIterator[bytes]:
+    """One line per item in input order, each sent as soon as it and those before it ended."""
+    sent = 0
+    while sent < total:
+        items = await run_in_threadpool(store.items, job_id, sent)
+        if not items:
+            return  # deleted meanwhile (expired)
+        for item in items:
+            if item["state"] in ("queued", "running"):
+                break
+            yield await run_in_threadpool(_line, store, job_id, item)
+            sent += 1
+        else:
+            continue
+        await asyncio.sleep(_RESULTS_POLL_SECONDS)
+
+
+@router.get("/{job_id}/results", summary="A job's results, as JSON Lines or a zip")
+async def results(
+    job_id: str,
+    token: Token,
+    service: ServiceDep,
+    format: Annotated[Literal["jsonl", "zip"], Query()] = "jsonl",
+) -> Response:
+    """JSON Lines, one line per image in input order (``index``, ``source``, ``status``, and
+    ``result`` or ``error``), streamed as items finish. ``format=zip``: a finished job's result
+    files (pictures, or JSON) and ``results.jsonl``."""
+    store = _store(service)
+    row = await run_in_threadpool(store.authorize, job_id, token)
+    if format == "jsonl":
+        return StreamingResponse(
+            _stream(store, job_id, int(row["total"])), media_type="application/jsonl"
+        )
+    if row["state"] in ("queued", "running"):
+        return problem_response(
+            409, "the job has not ended yet; its zip is made when it has", code="job-running",
+            headers={"Retry-After": "1"},
+        )  # fmt: skip
+    data = await run_in_threadpool(_zip, store, job_id)
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="job-{job_id}.zip"'},
+    )
+
+
+def _zip(store: JobStore, job_id: str) -> bytes:
+    buffer = io.BytesIO()
+    lines: list[bytes] = []
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for item in store.items(job_id):
+            lines.append(_line(store, job_id, item))
+            result = item["result"]
+            if item["state"] == "done" and result:
+                archive.write(store.result_file(job_id, result["file"]), result["file"])
+        archive.writestr("results.jsonl", b"".join(lines))
+    return buffer.getvalue()
+
+
+@router.get("/{job_id}/results/{index}", summary="One image's result file")
+async def result_file(job_id: str, index: int, token: Token, service: ServiceDep) -> Response:
+    store = _store(service)
+    await run_in_threadpool(store.authorize, job_id, token)
+    items = await run_in_threadpool(store.items, job_id, index)
+    if not items or items[0]["idx"] != index or items[0]["state"] != "done":
+        raise JobNotFoundError(f"no result for image {index} of this job (yet)")
+    result = items[0]["result"]
+    return FileResponse(store.result_file(job_id, result["file"]), media_type=result["media_type"])
