@@ -1,0 +1,121 @@
+"""The job queue without a server: claims from several stores on one SQLite database are
+disjoint, a lost claim is not recorded, leases run out, webhooks back off."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from facefaas.jobs import JobInput, JobStore, NewJob
+from facefaas.jobs.webhooks import new_secret, sign, signature_headers, verify
+from facefaas.registry.tables import make_engine
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _stores(tmp_path: Path, n: int, clock: Clock | None = None) -> list[JobStore]:
+    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    kwargs = {"clock": clock} if clock else {}
+    return [JobStore(make_engine(url), tmp_path, webhook_retry_seconds=10, **kwargs)
+            for _ in range(n)]  # fmt: skip
+
+
+def _job(store: JobStore, n: int, webhook: str | None = None) -> str:
+    job = NewJob("address:test", "mtcnn", "detect", {}, 60, webhook)
+    job_id, _, _ = store.create(job, [JobInput(f"http://example.test/{i}") for i in range(n)])
+    return job_id
+
+
+def test_workers_on_one_database_claim_disjoint_items(tmp_path: Path) -> None:
+    stores = _stores(tmp_path, 4)
+    job_id = _job(stores[0], 300)
+    claimed: dict[str, list[int]] = {}
+
+    def work(name: str, store: JobStore) -> None:
+        mine = claimed.setdefault(name, [])
+        while batch := store.claim(name, 4, 30):
+            for item in batch:
+                mine.append(item.index)
+                assert store.complete(name, item, result={"file": "x"})
+
+    threads = [threading.Thread(target=work, args=(f"w{i}", s)) for i, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = sorted(i for indexes in claimed.values() for i in indexes)
+    assert every == list(range(300))  # each item once, none twice
+    status = stores[0].status(job_id)
+    assert status["state"] == "done" and status["counts"]["done"] == 300
+
+
+def test_an_expired_lease_is_claimed_again_and_the_old_claim_is_not_recorded(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    store, other = _stores(tmp_path, 2, clock)
+    job_id = _job(store, 1)
+    (item,) = store.claim("dead", 5, 2)
+    assert other.claim("alive", 5, 2) == []  # leased
+    clock.now += 3
+    (again,) = other.claim("alive", 5, 2)
+    assert again.index == item.index and again.attempts == 2
+    assert not store.complete("dead", item, result={"file": "late"})
+    assert other.complete("alive", again, result={"file": "x"})
+    assert store.status(job_id)["state"] == "done"
+
+
+def test_cancel_and_release(tmp_path: Path) -> None:
+    (store,) = _stores(tmp_path, 1)
+    job_id = _job(store, 4)
+    (first,) = store.claim("w", 1, 30)
+    store.release("w", [first.id])
+    assert store.status(job_id)["counts"]["pending"] == 4
+    (first,) = store.claim("w", 1, 30)
+    status = store.cancel(job_id)
+    assert status["state"] == "cancelled" and status["counts"]["cancelled"] == 3
+    assert store.complete("w", first, result={"file": "x"})  # a running item still finishes
+    assert store.status(job_id)["state"] == "cancelled"
+
+
+def test_webhook_backoff_then_failure(tmp_path: Path) -> None:
+    clock = Clock()
+    (store,) = _stores(tmp_path, 1, clock)
+    job_id = _job(store, 1, webhook="https://hooks.example.test/x")
+    (item,) = store.claim("w", 1, 30)
+    store.complete("w", item, error={"status": 422})
+    assert store.status(job_id)["state"] == "failed"
+    (due,) = store.claim_webhooks(5, 60)
+    assert store.claim_webhooks(5, 60) == []  # claimed
+    store.webhook_attempted(due, 500)
+    clock.now += 0.5
+    assert store.claim_webhooks(5, 60) == []  # backing off (1 s)
+    clock.now += 1
+    (retry,) = store.claim_webhooks(5, 60)
+    assert retry.webhook_id == due.webhook_id and retry.body == due.body
+    clock.now += 20  # past webhook_retry_seconds
+    store.webhook_attempted(retry, None)
+    assert store.status(job_id)["webhook"] == {"state": "failed", "attempts": 2,
+                                               "last_status": None}  # fmt: skip
+
+
+def test_standard_webhooks_signature() -> None:
+    secret = new_secret()
+    body = b'{"type":"job.completed"}'
+    headers = {
+        k.lower(): v for k, v in signature_headers(secret, "msg_1", 1700000000, body).items()
+    }
+    assert headers["webhook-signature"] == sign(secret, "msg_1", 1700000000, body)
+    assert verify(secret, headers, body)
+    assert not verify(secret, headers, body + b" ")
+    # The example of the Standard Webhooks specification.
+    example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    payload = b'{"test": 2432232314}'
+    expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert sign(example, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, payload) == expected
