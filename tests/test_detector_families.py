@@ -125,3 +125,16 @@ def test_evaluation_presets_are_per_family() -> None:
     assert specs[1].params == CenterFaceParams(threshold=0.05)
     with pytest.raises(ParameterError, match="unknown mtcnn preset"):
         _build_specs(["mtcnn"], ["nonsense"], [])
+
+
+def test_a_centerface_bundle_zip_imports_again(tmp_path: Path) -> None:
+    zipped = tmp_path / "cf.zip"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["models", "export", "centerface", "-o", str(zipped)]).exit_code == 0
+    info = runner.invoke(cli, ["models", "info", str(zipped), "--json"])
+    assert info.exit_code == 0, info.output
+    assert '"family": "centerface"' in info.output and '"name": "centerface"' in info.output
+    with Detector(str(zipped)) as detector:
+        assert detector.family.name == "centerface"
+        assert detector.manifest.weights_sha256.startswith("09189dea")
+        assert len(detector(REFERENCE.read_bytes())) == 1

@@ -36,6 +36,7 @@ _FORMATS = (
     "facenet-pytorch",
     "ipazc-mtcnn-1.0",
     "ipazc-mtcnn-0.1",
+    "centerface-onnx",
 )  # fmt: skip  (facefaas.models.importing.SUPPORTED_FORMATS; a test keeps them equal)
 
 
@@ -190,7 +191,8 @@ def export(model_ref: str, output: Path, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def info(files: tuple[Path, ...], fmt: str | None, validate: bool, as_json: bool) -> None:
     """Show what the model in FILES is (one file, a folder, a zip, or a model's several files,
-    as `import` takes them): format, name, id (weights_sha256), parameters."""
+    as `import` takes them): family, format, name, weights digest (weights_sha256),
+    parameters."""
     from facefaas.models.importing import import_model
 
     with _errors():
@@ -198,7 +200,8 @@ def info(files: tuple[Path, ...], fmt: str | None, validate: bool, as_json: bool
     counts = _parameter_counts(model)
     manifest = model.manifest
     data = {
-        "format": model.format, "name": manifest.name, "description": manifest.description,
+        "family": manifest.family, "format": model.format, "name": manifest.name,
+        "description": manifest.description,
         "license": manifest.license, "source_format": manifest.source_format,
         "weights_sha256": manifest.weights_sha256,
         "parameters": manifest.parameters.to_dict(), "parameter_counts": counts,
@@ -207,7 +210,15 @@ def info(files: tuple[Path, ...], fmt: str | None, validate: bool, as_json: bool
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    for key in ("format", "source_format", "name", "description", "license", "weights_sha256"):
+    for key in (
+        "family",
+        "format",
+        "source_format",
+        "name",
+        "description",
+        "license",
+        "weights_sha256",
+    ):
         click.echo(f"{key + ':':<16}{data[key]}")
     click.echo(f"{'parameters:':<16}{json.dumps(data['parameters'])}")
     click.echo(f"{'sizes:':<16}" + ", ".join(f"{net} {n:,}" for net, n in counts.items()))

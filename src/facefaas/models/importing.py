@@ -130,7 +130,8 @@ FORMATS: tuple[ModelFormat, ...] = (
         (".npy",), lambda data: data.startswith(NPY_MAGIC), ipazc.read_ipazc_v0,
     ),
 )  # fmt: skip
-SUPPORTED_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS)
+CENTERFACE_FORMAT = "centerface-onnx"
+SUPPORTED_FORMATS: tuple[str, ...] = (*(f.name for f in FORMATS), CENTERFACE_FORMAT)
 _BY_NAME = {f.name: f for f in FORMATS}
 # Magic-number checks first; then protobuf parses, the most specific (TF's node names) first.
 _SNIFF_ORDER = tuple(
@@ -239,27 +240,34 @@ def _manifest(
     )  # fmt: skip
 
 
-CENTERFACE_FORMAT = "centerface-onnx"
-
-
 def _other_family(
     files: Mapping[str, bytes], format: str | None, name: str | None,
     description: str | None, validate: bool,
 ) -> ImportedModel | None:  # fmt: skip
     """A model of a family other than MTCNN, recognised by its graph's signature: today one
-    CenterFace ONNX file (licence and readme files beside it are ignored)."""
+    CenterFace ONNX file, alone or in a facefaas CenterFace bundle (with its manifest.json, whose
+    name, description and parameters are kept); licence and readme files are ignored."""
     if format not in (None, CENTERFACE_FORMAT):
         return None
     models = {k: v for k, v in files.items() if not _ignorable(k)}
+    own: ModelManifest | None = None
+    if "manifest.json" in models:
+        try:
+            own = ModelManifest.from_json(models["manifest.json"])
+        except ModelValidationError:
+            return None  # not a manifest of ours: the MTCNN bundle reader says what is wrong
+        if own.family == "mtcnn":
+            return None
+        del models["manifest.json"]
     onnx_files = [k for k in models if PurePosixPath(k).suffix.lower() == ".onnx"]
     if len(models) != 1 or len(onnx_files) != 1:
-        if format == CENTERFACE_FORMAT:
-            raise ModelFormatError("a CenterFace model is one .onnx file")
+        if format == CENTERFACE_FORMAT or own is not None:
+            raise ModelFormatError("a CenterFace model is one .onnx file (and its manifest.json)")
         return None
     from facefaas.models.resolve import centerface_model
 
     data = models[onnx_files[0]]
-    model = centerface_model(data, name=name)
+    model = centerface_model(data, name=name or (own.name if own else None))
     if model is None:
         if format == CENTERFACE_FORMAT:
             raise ModelValidationError("the .onnx file is not a CenterFace network")
@@ -273,7 +281,12 @@ def _other_family(
     from facefaas.centerface import validate_centerface
 
     _check_name(model.manifest.name)
-    manifest = replace(model.manifest, description=description or model.manifest.description)
+    manifest = replace(
+        model.manifest,
+        description=description or (own.description if own else model.manifest.description),
+        parameters=own.parameters if own else model.manifest.parameters,
+        license=own.license if own else "",
+    )
     warnings = validate_centerface(data) if validate else []
     return ImportedModel(None, manifest, CENTERFACE_FORMAT, warnings, networks=model.networks)
 
