@@ -102,7 +102,7 @@ def get_preset(name: str, family: str = "mtcnn") -> Preset:
         return presets[name]
     except KeyError:
         known = ", ".join(presets)
-        raise ParameterError(f"unknown {family} preset {name!r}; presets: {known}") from None
+        raise ParameterError(f"unknown preset {name!r} of {family}; presets: {known}") from None
 
 
 def parse_params(text: str, base: Any = None, family: str = "mtcnn") -> Any:

@@ -195,13 +195,14 @@ def run_specs(
         detector = detectors[spec.model]
 
         def detect(image: Any, params: Any, _d: Any = detector) -> Faces:
-            faces: Faces = _d.detect(image, params)
+            faces: Faces = _d(image, **params.to_dict())  # the family's parameters, by name
             return faces
 
         run = detect_dataset(
             dataset,
             detect,
-            spec.params if spec.params is not None else detector.params,
+            spec.params if spec.params is not None else getattr(detector, "params", None)
+            or DetectionParams(),
             load=load,
             progress=progress,
             desc=spec.label,
