@@ -123,7 +123,7 @@ def test_evaluation_presets_are_per_family() -> None:
         ("centerface/input-960", "CenterFaceParams"),
     ]
     assert specs[1].params == CenterFaceParams(threshold=0.05)
-    with pytest.raises(ParameterError, match="unknown preset .nonsense. of mtcnn"):
+    with pytest.raises(ParameterError, match=r"unknown preset .nonsense. of mtcnn"):
         _build_specs(["mtcnn"], ["nonsense"], [])
 
 
