@@ -75,18 +75,30 @@ def main() -> None:
             sys.exit(f"{path} is missing: this benchmark needs ../shared")
         out = subprocess.run(
             [sys.executable, "-c", CHILD, str(path), str(scale), json.dumps(params)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         m = json.loads(out.stdout.strip().splitlines()[-1])
         est = estimate_cost(m["width"], m["height"], DetectionParams(**params))
         measured = (m["peak"] - m["base"]) / MiB
-        row = {"image": name, "scale": scale, "params": params, "width": m["width"],
-               "height": m["height"], "estimate_mib": est.peak_bytes / MiB,
-               "measured_mib": measured, "faces": m["faces"]}
+        row = {
+            "image": name,
+            "scale": scale,
+            "params": params,
+            "width": m["width"],
+            "height": m["height"],
+            "estimate_mib": est.peak_bytes / MiB,
+            "measured_mib": measured,
+            "faces": m["faces"],
+        }
         rows.append(row)
         size = f"{m['width']}x{m['height']}"
-        print(f"{name:36} {size:>11} {json.dumps(params):34} {row['estimate_mib']:8.0f} "
-              f"{measured:8.0f} {row['estimate_mib'] / max(measured, 1):8.2f}", flush=True)
+        print(
+            f"{name:36} {size:>11} {json.dumps(params):34} {row['estimate_mib']:8.0f} "
+            f"{measured:8.0f} {row['estimate_mib'] / max(measured, 1):8.2f}",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -91,12 +91,18 @@ def main() -> None:
             print(f"  c={level}: {rows[-1]['ips']:.2f} images/s", file=sys.stderr, flush=True)
         memory = peak_memory(SERVER_PIDS[-1])
     best = max(r["ips"] for r in rows)
-    print(f"image {args.image.name}, {args.seconds:.0f} s per level; 503s retried after Retry-After-Ms")
-    print(f"{'concurrency':>11} {'images/s':>9} {'of best':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'503s':>6} {'503 p50 ms':>10} {'errors':>6}")
+    print(
+        f"image {args.image.name}, {args.seconds:.0f} s per level; 503s retried after Retry-After-Ms"
+    )
+    print(
+        f"{'concurrency':>11} {'images/s':>9} {'of best':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'503s':>6} {'503 p50 ms':>10} {'errors':>6}"
+    )
     for r in rows:
-        print(f"{r['concurrency']:>11} {r['ips']:>9.2f} {r['ips'] / best:>8.0%} {r['p50_ms']:>8.0f} "
-              f"{r['p99_ms']:>8.0f} {r['refused']:>6} {r['refused_p50_ms']:>10.1f} {r['errors']:>6}")
+        print(
+            f"{r['concurrency']:>11} {r['ips']:>9.2f} {r['ips'] / best:>8.0%} {r['p50_ms']:>8.0f} "
+            f"{r['p99_ms']:>8.0f} {r['refused']:>6} {r['refused_p50_ms']:>10.1f} {r['errors']:>6}"
+        )
     print(f"server peak resident memory: {memory / 2**20:.0f} MiB")
 
 

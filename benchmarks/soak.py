@@ -39,8 +39,12 @@ def rss(pid: int) -> int:
 
 def images() -> list[bytes]:
     out = []
-    for name, side in [("data/solvay.jpg", 960), ("eval/photos/deepface__img40.jpg", 1600),
-                       ("eval/photos/pillow__hopper_gray.jpg", 128), ("data/solvay.jpg", 480)]:
+    for name, side in [
+        ("data/solvay.jpg", 960),
+        ("eval/photos/deepface__img40.jpg", 1600),
+        ("eval/photos/pillow__hopper_gray.jpg", 128),
+        ("data/solvay.jpg", 480),
+    ]:
         im = Image.open(SHARED / name).convert("RGB")
         im.thumbnail((side, side))
         buf = io.BytesIO()
@@ -49,7 +53,9 @@ def images() -> list[bytes]:
     return out
 
 
-def request(rng: random.Random, pictures: list[bytes], models: list[str]) -> tuple[str, dict, bytes]:
+def request(
+    rng: random.Random, pictures: list[bytes], models: list[str]
+) -> tuple[str, dict, bytes]:
     roll = rng.random()
     model = rng.choice(models)
     image = rng.choice(pictures)
@@ -106,13 +112,17 @@ def main() -> None:
         curve.append((args.requests, rss(pid)))
     mib = [(n, v / 2**20) for n, v in sorted(curve)]
     half = [v for n, v in mib if n >= args.requests // 2]
-    print(f"{args.requests} requests in {wall:.0f} s ({args.requests / wall:.1f}/s), "
-          f"{args.clients} clients; statuses {dict(sorted(statuses.items()))}")
+    print(
+        f"{args.requests} requests in {wall:.0f} s ({args.requests / wall:.1f}/s), "
+        f"{args.clients} clients; statuses {dict(sorted(statuses.items()))}"
+    )
     for fraction in (0.0, 0.1, 0.25, 0.5, 0.75, 1.0):
         n, v = min(mib, key=lambda p: abs(p[0] - fraction * args.requests))
         print(f"  after {n:>5} requests: {v:6.0f} MiB")
-    print(f"second half: min {min(half):.0f}, max {max(half):.0f} MiB "
-          f"(spread {max(half) - min(half):.0f} MiB)")
+    print(
+        f"second half: min {min(half):.0f}, max {max(half):.0f} MiB "
+        f"(spread {max(half) - min(half):.0f} MiB)"
+    )
     if 500 in statuses:
         print("SERVER ERRORS: 500 seen")
     if args.plot:

@@ -124,9 +124,7 @@ def _params_text(params: dict[str, Any] | None) -> str:
         return "(detections from files)"
     if "thresholds" not in params:  # CenterFace
         size = params.get("input_size") or "full resolution"
-        return (
-            f"threshold {params['threshold']:g}, NMS {params['nms_threshold']:g}, input {size}"
-        )
+        return f"threshold {params['threshold']:g}, NMS {params['nms_threshold']:g}, input {size}"
     thresholds = "/".join(f"{t:g}" for t in params["thresholds"])
     return f"min {params['min_size']:g}, factor {params['factor']:g}, thresholds {thresholds}"
 

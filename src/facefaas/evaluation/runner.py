@@ -201,8 +201,9 @@ def run_specs(
         run = detect_dataset(
             dataset,
             detect,
-            spec.params if spec.params is not None else getattr(detector, "params", None)
-            or DetectionParams(),
+            spec.params
+            if spec.params is not None
+            else getattr(detector, "params", None) or DetectionParams(),
             load=load,
             progress=progress,
             desc=spec.label,

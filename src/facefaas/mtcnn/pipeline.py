@@ -63,15 +63,11 @@ class CascadeOps(Protocol):
         offsets ``(n, 4)``."""
         ...
 
-    def onet(
-        self, source: F32, boxes: F32, check: Check = never_stop
-    ) -> tuple[F32, F32, F32]:
+    def onet(self, source: F32, boxes: F32, check: Check = never_stop) -> tuple[F32, F32, F32]:
         """O-Net on 48x48 crops: probability ``(n,)``, offsets ``(n, 4)``, landmarks ``(n, 10)``."""
         ...
 
-    def lnet(
-        self, source: F32, points: F32, patch_sizes: F32, check: Check = never_stop
-    ) -> F32:
+    def lnet(self, source: F32, points: F32, patch_sizes: F32, check: Check = never_stop) -> F32:
         """LNet on 24x24 crops of :func:`facefaas.mtcnn.lnet.patch_boxes` around ``points
         (n, 5, 2)`` with sides ``patch_sizes (n,)``: fractions ``(n, 10)`` ``(x1..x5, y1..y5)``."""
         ...

@@ -55,17 +55,13 @@ class ReferenceCascade:
         )
         return prob[:, 1], reg
 
-    def onet(
-        self, source: F32, boxes: F32, check: Check = never_stop
-    ) -> tuple[F32, F32, F32]:
+    def onet(self, source: F32, boxes: F32, check: Check = never_stop) -> tuple[F32, F32, F32]:
         check()
         crops = crop_and_resize(source[0], boxes, ONET_SIDE)
         prob, reg, landmarks = self._sessions["onet"].run(None, {"image": crops})
         return prob[:, 1], reg, landmarks
 
-    def lnet(
-        self, source: F32, points: F32, patch_sizes: F32, check: Check = never_stop
-    ) -> F32:
+    def lnet(self, source: F32, points: F32, patch_sizes: F32, check: Check = never_stop) -> F32:
         check()
         crops = crop_and_resize(source[0], patch_boxes(points, patch_sizes), LNET_SIDE)
         stacked = crops.reshape(len(points), -1, LNET_SIDE, LNET_SIDE)

@@ -168,6 +168,7 @@ class OnnxCascade:
         bands start on even rows so the pooling grid is the whole level's: the result is the same.
         """
         large = [i for i, (h, w) in enumerate(sizes) if h * w > _BAND_LEVEL_PIXELS]
+
         def resize(i: int) -> F32:
             check()
             return self._resize(source, sizes[i])
@@ -218,6 +219,7 @@ class OnnxCascade:
         session = self._sessions[net]
         rois = graphs.crop_rois(boxes, *source.shape[2:])
         starts = list(range(0, len(boxes), chunk))
+
         def run(i: int) -> list[F32]:
             check()
             part: list[F32] = session.run(None, {"source": source, "rois": rois[i : i + chunk]})
@@ -230,15 +232,11 @@ class OnnxCascade:
         prob, reg = self._run_chunked("rnet", source, boxes, _RNET_CHUNK, check)
         return prob[:, 1], reg
 
-    def onet(
-        self, source: F32, boxes: F32, check: Check = never_stop
-    ) -> tuple[F32, F32, F32]:
+    def onet(self, source: F32, boxes: F32, check: Check = never_stop) -> tuple[F32, F32, F32]:
         prob, reg, landmarks = self._run_chunked("onet", source, boxes, _ONET_CHUNK, check)
         return prob[:, 1], reg, landmarks
 
-    def lnet(
-        self, source: F32, points: F32, patch_sizes: F32, check: Check = never_stop
-    ) -> F32:
+    def lnet(self, source: F32, points: F32, patch_sizes: F32, check: Check = never_stop) -> F32:
         if not self.has_lnet:
             raise ModelValidationError("the model has no LNet (landmark refinement)")
         boxes = patch_boxes(points, patch_sizes)
