@@ -22,13 +22,16 @@ import io
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from facefaas import errors, functions
 from facefaas.faces import Faces
 from facefaas.params import DetectionParams
+
+if TYPE_CHECKING:
+    from facefaas.jobclient import Job
 
 __all__ = ["Client", "error_from_response"]
 
@@ -390,6 +393,56 @@ class Client:
             "PUT", f"/api/models/{model_id}/config", key=admin_key, json=dict(config)
         ).json()
         return saved
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        images_or_urls: Iterable[Any],
+        *,
+        model: str = DEFAULT_MODEL,
+        function: str = "detect",
+        webhook: str | None = None,
+        lifetime: float | None = None,
+        **params: Any,
+    ) -> Job:
+        """Submit a job: ``http(s)://`` strings are fetched by the server, anything else
+        (paths, bytes, arrays, PIL images) is uploaded. ``params``: the run parameters."""
+        import json
+
+        from facefaas.jobclient import Job
+
+        urls: list[str] = []
+        files: list[tuple[str, tuple[str, bytes]]] = []
+        for item in images_or_urls:
+            if isinstance(item, str) and item.startswith(("http://", "https://")):
+                urls.append(item)
+            else:
+                name = Path(item).name if isinstance(item, str | os.PathLike) else "image"
+                files.append(("file", (name or f"image{len(files)}", _image_bytes(item))))
+        fields: dict[str, Any] = {"model": model, "function": function, "params": params}
+        if webhook is not None:
+            fields["webhook"] = webhook
+        if lifetime is not None:
+            fields["lifetime"] = lifetime
+        if files:
+            data = {k: json.dumps(v) if k == "params" else str(v) for k, v in fields.items()}
+            if urls:
+                data["inputs"] = json.dumps(urls)
+            response = self._request("POST", "/api/jobs", files=files, data=data)
+        else:
+            response = self._request("POST", "/api/jobs", json={**fields, "inputs": urls})
+        body = response.json()
+        return Job(
+            self, body["job_id"], body["token"], total=body.get("total"),
+            webhook_secret=body.get("webhook_secret"),
+        )  # fmt: skip
+
+    def job(self, job_id: str, token: str) -> Job:
+        """A job submitted earlier, by its id and token."""
+        from facefaas.jobclient import Job
+
+        return Job(self, job_id, token)
 
     def ready(self) -> bool:
         """Whether the server answers ``/readyz`` with 200."""

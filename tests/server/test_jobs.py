@@ -411,3 +411,62 @@ def test_sigkill_in_the_middle_of_a_job_then_restart_completes_it_once(
     assert sorted(p.name for p in results_dir.iterdir()) == sorted(
         f"{i}.json" for i in range(len(names))
     )
+
+
+# -- the client and the CLI --------------------------------------------------------------------
+
+
+def test_client_submit_wait_results(
+    jobs_server: LiveServer, image_host: str, images: dict[str, bytes], tmp_path: Path
+) -> None:
+    from facefaas import Client
+
+    path = tmp_path / "blank.png"
+    path.write_bytes(images["blank.png"])
+    name = sorted(images)[0]
+    with Client(jobs_server.url) as client:
+        job = client.submit([path, f"{image_host}/{name}"], min_size=24)
+        final = job.wait(timeout=120, poll=0.1)
+        assert final["state"] == "done" and job.progress == 1.0
+        lines = job.results()
+        assert [line["source"] for line in lines] == [f"{image_host}/{name}", "blank.png"]
+        assert all(line["result"]["parameters"]["min_size"] == 24 for line in lines)
+        again = client.job(job.id, job.token)
+        assert again.status()["counts"]["done"] == 2
+
+
+def test_cli_jobs_submit_wait_status_cancel(
+    start_server: ServerFactory, jobs_server: LiveServer, image_host: str
+) -> None:
+    from click.testing import CliRunner
+
+    from facefaas.cli import cli
+
+    runner = CliRunner()
+    url = f"{image_host}/blank.png"
+    ran = runner.invoke(
+        cli, ["jobs", "submit", url, url, "--server", jobs_server.url, "--param", "min_size=30",
+              "--wait"],
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    results_ = [json.loads(line) for line in ran.stdout.splitlines()]  # stdout: JSON Lines
+    created = json.loads(ran.stderr.splitlines()[0])  # the id and token go to stderr
+    assert [line["status"] for line in results_] == ["done", "done"]
+    status = runner.invoke(
+        cli, ["jobs", "status", created["job_id"], "--token", created["token"],
+              "--server", jobs_server.url],
+    )  # fmt: skip
+    assert status.exit_code == 0 and json.loads(status.stdout)["state"] == "done"
+
+    idle = start_server(**JOB_SETTINGS, job_worker=False)
+    ran = runner.invoke(cli, ["jobs", "submit", url, "--server", idle.url])
+    created = json.loads(ran.stdout)
+    cancelled = runner.invoke(
+        cli, ["jobs", "cancel", created["job_id"], "--token", created["token"],
+              "--server", idle.url],
+    )  # fmt: skip
+    assert cancelled.exit_code == 0 and json.loads(cancelled.stdout)["state"] == "cancelled"
+    wrong = runner.invoke(
+        cli, ["jobs", "status", created["job_id"], "--token", "wrong", "--server", idle.url]
+    )
+    assert wrong.exit_code != 0 and "job not found" in wrong.output

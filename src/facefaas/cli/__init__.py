@@ -21,6 +21,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "detect": ("facefaas.cli.detect", "detect", "Detect faces in images, folders or stdin."),
     "models": ("facefaas.cli.models", "models", "Import, list, export and remove models."),
     "eval": ("facefaas.cli.evaluate", "evaluate", "Measure detection quality on benchmarks."),
+    "jobs": ("facefaas.cli.jobs", "jobs", "Submit and follow jobs of many images on a server."),
     "serve": ("facefaas.cli.serve", "serve", "Run the HTTP service."),
 }
 
