@@ -17,8 +17,9 @@ from facefaas.families.base import Check, Family, Found
 __all__ = ["CENTERFACE"]
 
 MiB = 1024 * 1024
-# Measured peak memory of one run (benchmarks/cost_calibration.py --family centerface): the
-# network's activations take ~200 bytes per input pixel at full resolution.
+# Peak memory of one run: the network's activations take up to ~200 bytes per input pixel at
+# full resolution (random-noise images); `python benchmarks/cost_calibration.py --family
+# centerface` finds these estimates 1.2-1.8x the measured peaks on photos (conservative).
 NETWORK_BYTES_PER_PIXEL = 210
 IMAGE_BYTES_PER_PIXEL = 18
 FIXED_BYTES = 48 * MiB
