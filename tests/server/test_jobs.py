@@ -470,3 +470,63 @@ def test_cli_jobs_submit_wait_status_cancel(
         cli, ["jobs", "status", created["job_id"], "--token", "wrong", "--server", idle.url]
     )
     assert wrong.exit_code != 0 and "job not found" in wrong.output
+
+
+def test_a_private_model_needs_its_usage_key_at_submit(
+    jobs_server: LiveServer, image_host: str, new_model: bytes
+) -> None:
+    from .conftest import upload
+
+    with httpx.Client(base_url=jobs_server.url, timeout=120) as http:
+        created = upload(http, new_model, name="private-jobs", private=True)
+    body = {"model": created["model_id"], "inputs": [f"{image_host}/blank.png"]}
+    response = httpx.post(f"{jobs_server.url}/api/jobs", json=body, timeout=30)
+    assert response.status_code == 401, response.text
+    response = httpx.post(
+        f"{jobs_server.url}/api/jobs", json=body, headers={"X-API-Key": "wrong"}, timeout=30
+    )
+    assert response.status_code == 403, response.text
+    job = httpx.post(
+        f"{jobs_server.url}/api/jobs", json=body,
+        headers={"X-API-Key": created["usage_key"]}, timeout=30,
+    ).json()  # fmt: skip
+    assert wait_ended(jobs_server.url, job)["counts"]["done"] == 1  # the token reads it now
+
+
+def test_unfinished_jobs_per_client_are_bounded(
+    start_server: ServerFactory, image_host: str
+) -> None:
+    idle = start_server(**JOB_SETTINGS, job_worker=False, job_max_active_per_client=2)
+    body = {"inputs": [f"{image_host}/blank.png"]}
+    first = submit(idle.url, body)
+    submit(idle.url, body)
+    response = httpx.post(f"{idle.url}/api/jobs", json=body, timeout=30)
+    assert response.status_code == 429, response.text
+    httpx.delete(f"{idle.url}{first['status_url']}", headers=_auth(first))
+    submit(idle.url, body)  # an ended job no longer counts
+
+
+def test_a_failing_webhook_is_retried_with_the_same_id(
+    jobs_server: LiveServer, image_host: str
+) -> None:
+    with receiver() as hook:
+        hook.status = 500
+        job = submit(
+            jobs_server.url,
+            {"inputs": [f"{image_host}/blank.png"], "webhook": f"{hook.url}/hook"},
+        )
+        deadline = time.monotonic() + 30
+        while not hook.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        hook.status = 200
+        while len(hook.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = wait_ended(jobs_server.url, job)
+        while status["webhook"]["state"] != "delivered" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            status = wait_ended(jobs_server.url, job)
+    first, second = hook.requests[:2]
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.body == second.body
+    assert verify(job["webhook_secret"], second.headers, second.body)
+    assert status["webhook"] == {"state": "delivered", "attempts": 2, "last_status": 200}

@@ -59,6 +59,7 @@ ENDED = ("done", "failed", "cancelled")
 RUNNING_GRACE_MS = 86_400_000  # an unfinished job is kept a day past its lifetime at most
 MAX_ERRORS_SHOWN = 100
 MAX_BACKOFF_S = 600.0
+ORPHAN_AGE_MS = 3_600_000
 
 
 def hash_token(token: str) -> str:
@@ -538,9 +539,26 @@ class JobStore:
                 conn.execute(job_items.delete().where(job_items.c.job_id == job_id))
                 conn.execute(jobs.delete().where(jobs.c.id == job_id))
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        self._sweep_orphan_folders(now)
         if expired:
             log.info("swept %d expired jobs", len(expired))
         return len(expired)
+
+    def _sweep_orphan_folders(self, now_ms: int) -> None:
+        """Folders of jobs that no longer exist (a result written by a worker after its job
+        was swept), once untouched for an hour."""
+        if not self.root.is_dir():
+            return
+        folders = {p.name: p for p in self.root.iterdir() if p.is_dir()}
+        if not folders:
+            return
+        with self.engine.connect() as conn:
+            known = set(
+                conn.execute(sa.select(jobs.c.id).where(jobs.c.id.in_(list(folders)))).scalars()
+            )
+        for name, path in folders.items():
+            if name not in known and path.stat().st_mtime * 1000 < now_ms - ORPHAN_AGE_MS:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _not_found() -> JobNotFoundError:
