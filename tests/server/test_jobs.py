@@ -530,3 +530,32 @@ def test_a_failing_webhook_is_retried_with_the_same_id(
     assert first.body == second.body
     assert verify(job["webhook_secret"], second.headers, second.body)
     assert status["webhook"] == {"state": "delivered", "attempts": 2, "last_status": 200}
+
+
+def test_a_stopping_service_gives_its_items_back_and_another_finishes_them(
+    start_server: ServerFactory, image_host: str, images: dict[str, bytes], tmp_path: Path
+) -> None:
+    import sqlalchemy as sa
+
+    from facefaas.jobs.tables import job_items
+
+    data_dir = tmp_path / "data"
+    first = start_server(**JOB_SETTINGS, data_dir=data_dir)
+    names = [name for name in sorted(images) if name.endswith(".jpg")]
+    job = submit(first.url, {"inputs": [f"{image_host}/{name}" for name in names]})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{first.url}{job['status_url']}", headers=_auth(job)).json()
+        if status["counts"]["done"] >= 2:
+            break
+        time.sleep(0.05)
+    engine = first.service.jobs.store.engine
+    first.stop()
+    with engine.connect() as conn:
+        states = conn.execute(
+            sa.select(job_items.c.state).where(job_items.c.job_id == job["job_id"])
+        ).scalars()
+        assert "running" not in set(states)  # nothing left claimed by the stopped service
+    second = start_server(**JOB_SETTINGS, data_dir=data_dir)
+    final = wait_ended(second.url, job)
+    assert final["counts"]["done"] == len(names)
