@@ -5,6 +5,11 @@ A thin shell: images are decoded by :func:`facefaas.decode.load_image`, faces fo
 pictures made by :mod:`facefaas.render`. This module only finds the inputs, names the outputs
 and reports. Heavy imports happen inside the command, so ``--help`` stays instant.
 
+An argument starting with ``http://`` or ``https://`` is an image by URL, fetched through the
+same guard as the service's (:func:`facefaas.fetch.fetch_image`): private and loopback targets
+are refused unless ``FACEFAAS_FETCH_ALLOW`` or ``--fetch-allow`` admits them; a refused or failed
+fetch is that input's error.
+
 Exit status: 0 every image done (no faces is fine), 1 some images failed, 2 usage error,
 3 nothing processed (no images found, or every one failed).
 """
@@ -19,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -42,6 +48,7 @@ IMAGE_EXTENSIONS = frozenset(
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_DONE = 0, 1, 3
 STDIN = "-"
+URL_SCHEMES = ("http://", "https://")
 RESULTS_JSONL = "results.jsonl"
 _KEPT_SUFFIXES = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}  # others are written as .jpg
 
@@ -56,16 +63,23 @@ Examples:
   facefaas detect photos/ -o private/ --render blur
   cat in.jpg | facefaas detect - > out.jpg       the seed's function on a pipe
   FACEFAAS_API_KEY=... facefaas detect a.jpg --json --remote http://host:8000
+  facefaas detect https://example.org/photo.jpg  an image by URL
 """
 
 
 @dataclass(frozen=True)
 class Item:
-    """One input image: ``source`` is ``None`` for stdin; ``name`` is how it is reported."""
+    """One input image: ``source`` is ``None`` for stdin or a URL (``url``); ``name`` is how it
+    is reported."""
 
     source: Path | None
     name: str
     relative: Path  # where its outputs go under OUT, before the extension is decided
+    url: str | None = None
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.source is None and self.url is None
 
 
 @dataclass
@@ -79,7 +93,8 @@ class Tally:
 
 
 def collect_inputs(paths: tuple[str, ...], *, recursive: bool) -> tuple[list[Item], list[str]]:
-    """The images named by ``paths`` (files, folders, ``-``) and ``path: message`` problems.
+    """The images named by ``paths`` (files, folders, ``-``, URLs) and ``path: message``
+    problems.
 
     A folder gives its images sorted by path (hidden files and folders skipped, symlinked folders
     not followed); an item's ``relative`` path keeps the layout below the folder it was found in.
@@ -89,6 +104,9 @@ def collect_inputs(paths: tuple[str, ...], *, recursive: bool) -> tuple[list[Ite
     for text in paths:
         if text == STDIN:
             items.append(Item(None, STDIN, Path("stdin")))
+            continue
+        if text.lower().startswith(URL_SCHEMES):
+            items.append(Item(None, text, _url_relative(text), url=text))
             continue
         path = Path(text)
         if path.is_dir():
@@ -101,6 +119,12 @@ def collect_inputs(paths: tuple[str, ...], *, recursive: bool) -> tuple[list[Ite
         else:
             problems.append(f"{text}: no such file or folder")
     return items, problems
+
+
+def _url_relative(url: str) -> Path:
+    """Where a URL's outputs go under OUT: the last segment of its path (``image`` if none)."""
+    name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    return Path(name if name not in ("", ".", "..") else "image")
 
 
 def _by_parts(relative: Path) -> tuple[str, ...]:
@@ -253,14 +277,19 @@ def _remote_backend(
 @click.option(
     "--api-key", envvar="FACEFAAS_API_KEY", help="Key for --remote [env FACEFAAS_API_KEY]."
 )
+@click.option(
+    "--fetch-allow", multiple=True, metavar="CIDR_OR_HOST",
+    help="Admit this private network or host name when fetching a URL (repeatable; adds to "
+    "env FACEFAAS_FETCH_ALLOW).",
+)  # fmt: skip
 def detect(
     paths: tuple[str, ...], output: Path | None, as_json: bool, as_jsonl: bool, render: str,
     color: str | None, min_size: float | None, thresholds: str | None, factor: float | None,
     threshold: float | None, nms_threshold: float | None, input_size: int | None,
     landmarks: bool, scores: bool, recursive: bool, skip_existing: bool, model: str | None,
-    remote: str | None, api_key: str | None,
+    remote: str | None, api_key: str | None, fetch_allow: tuple[str, ...],
 ) -> None:  # fmt: skip
-    """Detect faces in images, folders (PATH) or stdin (-).
+    """Detect faces in images, folders, URLs (PATH) or stdin (-).
 
     Without -o, prints a summary per image (or JSON with --json/--jsonl); an image read from
     stdin is written to stdout with its faces drawn, like the seed's function. With -o OUT,
@@ -273,6 +302,13 @@ def detect(
         "min_size": min_size, "thresholds": thresholds, "factor": factor,
         "threshold": threshold, "nms_threshold": nms_threshold, "input_size": input_size,
     })  # fmt: skip
+    if fetch_allow:
+        from facefaas.fetch import Allowlist
+
+        try:
+            Allowlist.parse(fetch_allow)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--fetch-allow") from None
     items, problems = collect_inputs(paths, recursive=recursive)
     for problem in problems:
         click.echo(problem, err=True)
@@ -294,8 +330,9 @@ def detect(
         click.echo(f"error: {exc.message}", err=True)
         raise SystemExit(EXIT_NOTHING_DONE) from None
     runner = _Runner(
-        backend, output, as_json, as_jsonl, request, skip_existing, picture_file=picture_file
-    )
+        backend, output, as_json, as_jsonl, request, skip_existing, picture_file=picture_file,
+        fetch_allow=tuple(fetch_allow),
+    )  # fmt: skip
     try:
         tally = runner.run(items, remote=bool(remote))
     finally:
@@ -363,6 +400,7 @@ class _Runner:
     def __init__(
         self, backend: Callable[[bytes, Any], Any], output: Path | None, as_json: bool,
         as_jsonl: bool, request: Any, skip_existing: bool, *, picture_file: Path | None = None,
+        fetch_allow: tuple[str, ...] = (),
     ) -> None:  # fmt: skip
         self.backend = backend
         self.output = output
@@ -373,6 +411,8 @@ class _Runner:
         self.collected: list[dict[str, Any]] = []
         self.seen_outputs: dict[Path, str] = {}
         self.picture_file = picture_file  # -o naming the one image's picture (output is None)
+        self.fetch_allow = fetch_allow  # --fetch-allow: CIDRs and host names admitted
+        self.policy: Any = None
 
     def run(self, items: list[Item], *, remote: bool) -> Tally:
         from tqdm import tqdm
@@ -380,7 +420,7 @@ class _Runner:
         from facefaas.errors import FacefaasError
 
         expected: tuple[type[BaseException], ...] = (FacefaasError, OSError)
-        if remote:
+        if remote or any(item.url for item in items):
             import httpx
 
             expected += (httpx.HTTPError,)
@@ -420,7 +460,7 @@ class _Runner:
             yield sink, done
 
     def _outputs_exist(self, item: Item, jsonl_paths: set[str]) -> bool:
-        if item.source is None or self.output is None:
+        if item.is_stdin or self.output is None:
             return False
         checks = []
         if self.render:
@@ -442,7 +482,7 @@ class _Runner:
         from facefaas.decode import load_image
         from facefaas.render import encode_image
 
-        data = sys.stdin.buffer.read() if item.source is None else item.source.read_bytes()
+        data = self._read(item)
         decoded = load_image(data)
         faces = self.backend(data, decoded)
         record = {"path": item.name, **faces.to_dict()}
@@ -461,7 +501,7 @@ class _Runner:
                 _write_atomic(target, (json.dumps(record) + "\n").encode())
         elif self.as_json:
             self.collected.append(record)
-        elif item.source is None and self.render:
+        elif item.is_stdin and self.render:
             stdout = sys.stdout.buffer
             stdout.write(encode_image(self._picture(decoded, faces), picture_format))
             stdout.flush()
@@ -471,6 +511,30 @@ class _Runner:
             sink.write(json.dumps(record) + "\n")
             sink.flush()
         return len(faces)
+
+    def _read(self, item: Item) -> bytes:
+        if item.url is not None:
+            from facefaas.fetch import fetch_image
+
+            return fetch_image(item.url, self._policy()).data
+        return sys.stdin.buffer.read() if item.source is None else item.source.read_bytes()
+
+    def _policy(self) -> Any:
+        """The fetch guard's policy: ``FACEFAAS_FETCH_ALLOW`` (the service's setting) and
+        ``--fetch-allow`` admit private targets; the service's timeouts."""
+        if self.policy is None:
+            from facefaas.fetch import FetchPolicy
+            from facefaas.settings import Settings
+
+            settings = Settings()
+            self.policy = FetchPolicy(
+                allow=(*settings.fetch_allow, *self.fetch_allow),
+                max_bytes=settings.max_body_bytes,
+                connect_timeout=settings.fetch_connect_timeout,
+                read_timeout=settings.fetch_read_timeout,
+                timeout=settings.fetch_timeout,
+            )
+        return self.policy
 
     def _picture(self, decoded: Any, faces: Any) -> Any:
         return self.request.function.picture(decoded, faces, self.request.output)
