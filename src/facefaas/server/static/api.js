@@ -193,3 +193,62 @@ export async function deleteModel(modelId, adminKey) {
     headers: keyHeaders(adminKey),
   });
 }
+
+// Jobs ----------------------------------------------------------------------------------------
+
+function jobHeaders(token) {
+  return { "X-Job-Token": token };
+}
+
+/**
+ * Submit a job of many images (POST /api/jobs, multipart): one part "file" per image or zip,
+ * then model, function and params (JSON text).
+ * @param {File[]} files images, and/or zips of images.
+ * @param {string} key the model's usage key, for a private model.
+ * @returns {Promise<{job_id: string, token: string, status_url: string, results_url: string,
+ *                    total: number}>} the token is shown once: it reads and cancels the job.
+ */
+export async function submitJob(files, { model, func, params = {}, key } = {}) {
+  const form = new FormData();
+  for (const file of files) form.append("file", file, file.name);
+  form.append("model", model);
+  form.append("function", func);
+  form.append("params", JSON.stringify(params));
+  const response = await request("/api/jobs", {
+    method: "POST", body: form, headers: keyHeaders(key),
+  });
+  return response.json();
+}
+
+/**
+ * A job's status (GET /api/jobs/{id}): {job_id, state (queued, running, done, failed,
+ * cancelled), counts: {total, done, failed, cancelled, pending}, progress (0 to 1), errors:
+ * [{index, source, error}], ...}.
+ */
+export async function jobStatus(jobId, token, { signal } = {}) {
+  const response = await request(`/api/jobs/${encodeURIComponent(jobId)}`, {
+    headers: { Accept: "application/json", ...jobHeaders(token) }, signal,
+  });
+  return response.json();
+}
+
+/** Cancel a job (DELETE /api/jobs/{id}); its status after. */
+export async function cancelJob(jobId, token) {
+  const response = await request(`/api/jobs/${encodeURIComponent(jobId)}`, {
+    method: "DELETE", headers: jobHeaders(token),
+  });
+  return response.json();
+}
+
+/**
+ * A job's results: "jsonl" (one line per image, in input order) or "zip" (an ended job's
+ * pictures and results.jsonl).
+ * @returns {Promise<Blob>}
+ */
+export async function jobResults(jobId, token, format = "jsonl") {
+  const query = format === "zip" ? "?format=zip" : "";
+  const response = await request(`/api/jobs/${encodeURIComponent(jobId)}/results${query}`, {
+    headers: jobHeaders(token),
+  });
+  return response.blob();
+}

@@ -1,10 +1,12 @@
-// Entry point of the facefaas page: tabs, then the Detect and Models tabs.
+// Entry point of the facefaas page: tabs, then the Detect, Models and Jobs tabs.
 
 import * as api from "./api.js";
 import { setupDetect } from "./detect.js";
+import { setupJobs } from "./jobs.js";
 import { setupModels } from "./models.js";
 
-/** ARIA tabs: click or arrow keys switch; the URL hash (#detect, #models) selects on load. */
+/** ARIA tabs: click or arrow keys switch; the URL hash (#detect, #models, #jobs) selects on
+ * load. */
 function setupTabs(onSelect) {
   const tabs = [...document.querySelectorAll("[role=tab]")];
 
@@ -37,14 +39,21 @@ function setupTabs(onSelect) {
 }
 
 const detect = setupDetect();
-const models = setupModels((list) => detect.refreshModels(list));
+const jobs = setupJobs();
+const models = setupModels((list) => {
+  detect.refreshModels(list);
+  jobs.refreshModels(list);
+});
 setupTabs((hash) => {
   if (hash === "#models") models.refresh();
+  if (hash === "#jobs") jobs.refreshModels();
 });
 detect.refreshModels();
 api.info().then((info) => {
   detect.setLimits(info);
   detect.setFunctions(info.function_details); // absent from older servers: Blur and Pixelate
+  jobs.setFunctions(info.function_details);
+  jobs.setLimits(info);
   detect.setFamilies(info.families); // absent from older servers: MTCNN's parameters only
   models.familiesChanged();
   models.setLimits(info);

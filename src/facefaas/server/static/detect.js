@@ -414,7 +414,7 @@ export function setupDetect() {
 }
 
 /** "redact" -> "Redact", "face_swap" -> "Face swap". */
-function labelOf(name) {
+export function labelOf(name) {
   const words = name.replace(/[_-]+/g, " ").trim();
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
@@ -423,7 +423,7 @@ function labelOf(name) {
  * Replace the select's options: one group per detector family (in the server's order), built-in
  * models first, mtcnn first of all; keep the selection if it still exists.
  */
-function fillModelSelect(select, models) {
+export function fillModelSelect(select, models) {
   if (!models.length) return;
   const previous = select.value;
   const sorted = [...models].sort((a, b) => rank(a) - rank(b)

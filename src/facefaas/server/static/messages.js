@@ -16,7 +16,8 @@ const HEADLINES = {
   507: "The server's storage for models is full.",
 };
 
-// What the user can do about it, per status and per context ("detect", "upload", "delete").
+// What the user can do about it, per status and per context ("detect", "upload", "job",
+// "delete").
 const ADVICE = {
   detect: {
     400: "Choose a JPEG, PNG, GIF, WebP or BMP image.",
@@ -31,6 +32,13 @@ const ADVICE = {
     415: "This file type is not a model format the server imports.",
     422: "The file is not a model of a detector family the server runs (such as MTCNN or "
       + "CenterFace).",
+  },
+  job: {
+    400: "Choose JPEG, PNG, GIF, WebP or BMP images, or a zip of them.",
+    404: "The job has expired or was removed: its results are gone.",
+    413: "Send fewer or smaller files in one job.",
+    415: "Choose images or a zip of images.",
+    422: "Check the model and the function.",
   },
   delete: {
     401: "Enter the model's admin key.",

@@ -1,0 +1,274 @@
+// The Jobs tab: many images (or a zip of them) as one job; its progress, its results, cancel.
+//
+// The job's token (shown once by POST /api/jobs) is kept in this module's memory only: leaving
+// or reloading the page forgets the job, which then expires on the server with its results.
+
+import * as api from "./api.js";
+import { fillModelSelect, labelOf } from "./detect.js";
+import { describeError, formatBytes } from "./messages.js";
+import { byId, saveBlob, setStatus } from "./ui.js";
+
+const POLL_MS = 700;
+const ENDED = new Set(["done", "failed", "cancelled"]);
+const MAX_LISTED_FILES = 20;
+const STATE_WORDS = {
+  queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled",
+};
+
+const plural = (n, word) => (n === 1 ? `1 ${word}` : `${n} ${word}s`);
+
+function isZip(file) {
+  return /\.zip$/i.test(file.name) || /zip/.test(file.type);
+}
+
+function isAccepted(file) {
+  return isZip(file) || file.type.startsWith("image/") || file.type === "";
+}
+
+/** The text of an item's error, whichever shape the server gave it. */
+function errorText(error) {
+  if (typeof error === "string") return error;
+  if (error && typeof error === "object") {
+    return error.detail || error.message || error.title || JSON.stringify(error);
+  }
+  return String(error);
+}
+
+/**
+ * Wire the Jobs tab; returns {refreshModels, setFunctions, setLimits}.
+ */
+export function setupJobs() {
+  const form = byId("job-form");
+  const fileInput = byId("job-files");
+  const dropZone = byId("job-drop");
+  const fileList = byId("job-file-list");
+  const modelSelect = byId("job-model");
+  const functionSelect = byId("job-function");
+  const submitButton = byId("job-submit");
+  const submitStatus = byId("job-submit-status");
+  const panel = byId("job-panel");
+  const status = byId("job-status");
+  const progress = byId("job-progress");
+  const percent = byId("job-percent");
+  const counts = byId("job-counts");
+  const errors = byId("job-errors");
+  const cancelButton = byId("job-cancel");
+  const jsonlButton = byId("job-download-jsonl");
+  const zipButton = byId("job-download-zip");
+
+  let files = [];
+  let picture = new Set(); // functions whose results are pictures
+  // The job shown: {id, token, func, state}; the token lives here only.
+  let job = null;
+  let timer = null;
+
+  // Files -------------------------------------------------------------------------------------
+  function setFiles(chosen) {
+    const list = [...chosen];
+    const accepted = list.filter(isAccepted);
+    files = accepted;
+    const items = accepted.slice(0, MAX_LISTED_FILES).map((file) => {
+      const item = document.createElement("li");
+      item.textContent = `${file.name} (${formatBytes(file.size)})${isZip(file) ? " — zip" : ""}`;
+      return item;
+    });
+    if (accepted.length > MAX_LISTED_FILES) {
+      const more = document.createElement("li");
+      more.textContent = `and ${accepted.length - MAX_LISTED_FILES} more`;
+      items.push(more);
+    }
+    fileList.replaceChildren(...items);
+    const total = accepted.reduce((sum, file) => sum + file.size, 0);
+    byId("job-file-summary").textContent = accepted.length
+      ? `${plural(accepted.length, "file")}, ${formatBytes(total)}` : "";
+    const skipped = list.length - accepted.length;
+    setStatus(submitStatus, skipped ? `${plural(skipped, "file")} skipped: not an image or a zip.`
+      : "", skipped ? "error" : "");
+    updateSubmit();
+  }
+
+  function updateSubmit() {
+    submitButton.disabled = !files.length || !modelSelect.value || isRunning();
+  }
+
+  byId("job-choose").addEventListener("click", () => fileInput.click());
+  fileInput.addEventListener("change", () => setFiles(fileInput.files));
+  dropZone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    dropZone.classList.add("dragging");
+  });
+  dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
+  dropZone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    dropZone.classList.remove("dragging");
+    if (event.dataTransfer && event.dataTransfer.files.length) setFiles(event.dataTransfer.files);
+  });
+  modelSelect.addEventListener("change", updateSubmit);
+
+  // Submit ------------------------------------------------------------------------------------
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!files.length || isRunning()) return;
+    const func = functionSelect.value;
+    submitButton.disabled = true;
+    setStatus(submitStatus, `Uploading ${plural(files.length, "file")}…`, "busy");
+    try {
+      const answer = await api.submitJob(files, {
+        model: modelSelect.value, func, key: byId("job-usage-key").value.trim(),
+      });
+      job = { id: answer.job_id, token: answer.token, func, state: "queued" };
+      setStatus(submitStatus, `Job ${answer.job_id} started: ${plural(answer.total, "image")}.`,
+                "ok");
+      showJob({ state: "queued", progress: 0, counts: { total: answer.total, done: 0, failed: 0,
+                                                       cancelled: 0, pending: answer.total },
+                errors: [] });
+      poll();
+    } catch (error) {
+      setStatus(submitStatus, describeError(error, "job"), "error");
+    } finally {
+      updateSubmit();
+    }
+  });
+
+  // Progress ----------------------------------------------------------------------------------
+  function isRunning() {
+    return job !== null && !ENDED.has(job.state);
+  }
+
+  async function poll() {
+    clearTimeout(timer);
+    const current = job;
+    if (!current) return;
+    try {
+      const answer = await api.jobStatus(current.id, current.token);
+      if (job !== current) return;
+      showJob(answer);
+    } catch (error) {
+      if (job !== current) return;
+      setStatus(status, `Could not read the job's status. ${describeError(error, "job")}`,
+                "error");
+      if (error.status === 404 || error.status === 401) {
+        job.state = "failed";
+        finish();
+        return;
+      }
+    }
+    if (isRunning()) timer = setTimeout(poll, POLL_MS);
+  }
+
+  function showJob(answer) {
+    job.state = answer.state;
+    panel.hidden = false;
+    byId("job-empty").hidden = true;
+    panel.dataset.state = answer.state;
+    const c = answer.counts || {};
+    const fraction = Math.max(0, Math.min(1, Number(answer.progress) || 0));
+    progress.value = fraction;
+    const shown = `${Math.round(fraction * 100)}%`;
+    percent.textContent = shown;
+    progress.setAttribute("aria-valuetext", shown);
+    const parts = [`${c.done || 0} of ${c.total || 0} done`];
+    if (c.failed) parts.push(`${c.failed} failed`);
+    if (c.cancelled) parts.push(`${c.cancelled} cancelled`);
+    if (c.pending && !ENDED.has(answer.state)) parts.push(`${c.pending} to go`);
+    counts.textContent = parts.join(" · ");
+    const word = STATE_WORDS[answer.state] || answer.state;
+    const kind = answer.state === "failed" ? "error"
+      : ENDED.has(answer.state) ? "ok" : "busy";
+    setStatus(status, `${word}${ENDED.has(answer.state) ? "" : "…"}`, kind);
+    errors.replaceChildren(...(answer.errors || []).map((item) => {
+      const li = document.createElement("li");
+      li.textContent = `#${item.index + 1} ${item.source}: ${errorText(item.error)}`;
+      return li;
+    }));
+    byId("job-errors-title").hidden = !(answer.errors || []).length;
+    if (ENDED.has(answer.state)) finish();
+    else {
+      cancelButton.hidden = false;
+      cancelButton.disabled = false;
+      jsonlButton.disabled = true;
+      zipButton.hidden = !picture.has(job.func);
+      zipButton.disabled = true;
+    }
+  }
+
+  function finish() {
+    clearTimeout(timer);
+    cancelButton.hidden = true;
+    jsonlButton.disabled = false;
+    zipButton.hidden = !picture.has(job.func);
+    zipButton.disabled = false;
+    updateSubmit();
+  }
+
+  cancelButton.addEventListener("click", async () => {
+    if (!isRunning()) return;
+    const current = job;
+    cancelButton.disabled = true;
+    try {
+      const answer = await api.cancelJob(current.id, current.token);
+      if (job === current) showJob(answer);
+    } catch (error) {
+      setStatus(status, `Could not cancel the job. ${describeError(error, "job")}`, "error");
+      cancelButton.disabled = false;
+    }
+  });
+
+  // Downloads ---------------------------------------------------------------------------------
+  async function download(format) {
+    if (!job) return;
+    const button = format === "zip" ? zipButton : jsonlButton;
+    button.disabled = true;
+    try {
+      const blob = await api.jobResults(job.id, job.token, format);
+      saveBlob(blob, `job-${job.id}.${format === "zip" ? "zip" : "jsonl"}`);
+    } catch (error) {
+      setStatus(status, `Could not download the results. ${describeError(error, "job")}`,
+                "error");
+    } finally {
+      button.disabled = false;
+    }
+  }
+  jsonlButton.addEventListener("click", () => download("jsonl"));
+  zipButton.addEventListener("click", () => download("zip"));
+
+  // Models, functions, limits -----------------------------------------------------------------
+  async function refreshModels(models) {
+    try {
+      fillModelSelect(modelSelect, models || await api.listModels());
+    } catch (error) {
+      setStatus(submitStatus, `Could not load the model list. ${describeError(error, "list")}`,
+                "error");
+    }
+    updateSubmit();
+  }
+
+  /** Detect, then every anonymising picture function of GET /api/info's function_details. */
+  function setFunctions(details) {
+    if (!Array.isArray(details)) return; // an older server: the fallback options stay
+    const anonymizing = details.filter((f) => f && f.anonymizes && typeof f.name === "string");
+    picture = new Set(anonymizing.filter((f) => f.output === "image" || !f.output)
+      .map((f) => f.name));
+    const previous = functionSelect.value;
+    const options = [["detect", "Detect (faces as JSON)"],
+      ...anonymizing.map((f) => [f.name, `${labelOf(f.name)} (pictures)`])]
+      .map(([value, label]) => {
+        const option = document.createElement("option");
+        option.value = value;
+        option.textContent = label;
+        return option;
+      });
+    functionSelect.replaceChildren(...options);
+    if (options.some((o) => o.value === previous)) functionSelect.value = previous;
+  }
+
+  function setLimits(info) {
+    if (Number.isFinite(info.job_max_upload_bytes)) {
+      byId("job-limit").textContent = `Up to ${formatBytes(info.job_max_upload_bytes)}.`;
+    }
+  }
+
+  picture = new Set([...functionSelect.options].map((o) => o.value).filter((v) => v !== "detect"));
+  updateSubmit();
+  return { refreshModels, setFunctions, setLimits };
+}

@@ -1,0 +1,129 @@
+"""The page's Jobs tab in a real browser: submit many images, follow the progress, download the
+results (JSON Lines, and a picture function's zip), cancel a running job.
+
+Inputs are the astronaut (one face, ``src/facefaas/data/reference/astronaut.jpg``) and a blank
+image (no face). The service and Chromium come from ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+ASTRONAUT = Path(__file__).parents[2] / "src/facefaas/data/reference/astronaut.jpg"
+
+
+def _blank() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 64), (200, 200, 200)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _files(names: list[str]) -> list[dict[str, Any]]:
+    """Playwright file payloads: "astronaut" or "blank" per name, numbered in order."""
+    astronaut, blank = ASTRONAUT.read_bytes(), _blank()
+    payloads = []
+    for index, kind in enumerate(names):
+        if kind == "astronaut":
+            payloads.append({"name": f"{index:03d}-astronaut.jpg", "mimeType": "image/jpeg",
+                             "buffer": astronaut})  # fmt: skip
+        else:
+            payloads.append({"name": f"{index:03d}-blank.png", "mimeType": "image/png",
+                             "buffer": blank})  # fmt: skip
+    return payloads
+
+
+def _open_jobs(page: Any, live_server: Any) -> None:
+    page.goto(f"{live_server.url}/#jobs")
+    page.wait_for_selector("html[data-ready=true]")
+    page.wait_for_selector("#panel-jobs:not([hidden])")
+    # GET /api/info has filled the functions (redact is the server's, not a fallback option).
+    page.wait_for_selector("#job-function option[value=redact]", state="attached")
+
+
+def _submit(page: Any, names: list[str], function: str = "detect") -> None:
+    page.set_input_files("#job-files", _files(names))
+    page.select_option("#job-function", function)
+    page.click("#job-submit")
+    page.wait_for_selector("#job-panel:not([hidden])")
+
+
+def _wait_ended(page: Any, state: str = "done") -> None:
+    page.wait_for_selector(f"#job-panel[data-state={state}]", timeout=60_000)
+
+
+def test_a_job_of_three_images_reaches_100_percent_and_downloads_its_jsonl(
+    page: Any, live_server: Any
+) -> None:
+    _open_jobs(page, live_server)
+    assert page.is_disabled("#job-submit")
+    _submit(page, ["astronaut", "blank", "astronaut"])
+    _wait_ended(page)
+    assert page.text_content("#job-percent") == "100%"
+    assert page.eval_on_selector("#job-progress", "p => p.value") == 1
+    assert page.text_content("#job-counts").strip() == "3 of 3 done"
+    assert "Done" in page.text_content("#job-status")
+    assert page.is_hidden("#job-cancel")
+    assert page.is_hidden("#job-download-zip")  # detect gives JSON, no pictures
+    with page.expect_download() as download:
+        page.click("#job-download-jsonl")
+    assert download.value.suggested_filename.endswith(".jsonl")
+    lines = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
+    assert [line["index"] for line in lines] == [0, 1, 2]
+    assert [line["source"] for line in lines] == [
+        "000-astronaut.jpg", "001-blank.png", "002-astronaut.jpg",
+    ]  # fmt: skip
+    assert all(line["status"] == "done" for line in lines)
+    assert [len(line["result"]["faces"]) for line in lines] == [1, 0, 1]
+    # The token stays in the page's memory: nothing is stored for it.
+    stored = page.evaluate("() => [localStorage.length, sessionStorage.length, document.cookie]")
+    assert stored == [0, 0, ""]
+
+
+def test_a_redact_job_downloads_a_zip_of_pictures(page: Any, live_server: Any) -> None:
+    _open_jobs(page, live_server)
+    _submit(page, ["astronaut", "blank"], function="redact")
+    _wait_ended(page)
+    assert page.is_visible("#job-download-zip")
+    with page.expect_download() as download:
+        page.click("#job-download-zip")
+    with zipfile.ZipFile(download.value.path()) as archive:
+        names = archive.namelist()
+        assert "results.jsonl" in names
+        pictures = [n for n in names if n != "results.jsonl"]
+        assert len(pictures) == 2
+        for name in pictures:
+            Image.open(io.BytesIO(archive.read(name))).verify()
+
+
+def test_a_failing_image_is_listed_with_its_error(page: Any, live_server: Any) -> None:
+    _open_jobs(page, live_server)
+    broken = {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8 not really"}
+    payloads = [*_files(["astronaut"]), broken]
+    page.set_input_files("#job-files", payloads)
+    page.click("#job-submit")
+    _wait_ended(page)
+    assert "1 of 2 done · 1 failed" in page.text_content("#job-counts")
+    assert page.is_visible("#job-errors-title")
+    (error,) = page.locator("#job-errors li").all_text_contents()
+    assert error.startswith("#2 broken.jpg: ")
+
+
+@pytest.mark.parametrize("count", [150])
+def test_cancel_shows_the_cancelled_state(page: Any, live_server: Any, count: int) -> None:
+    _open_jobs(page, live_server)
+    _submit(page, ["astronaut"] * count)
+    page.wait_for_selector("#job-cancel:visible")
+    page.click("#job-cancel")
+    _wait_ended(page, "cancelled")
+    assert "Cancelled" in page.text_content("#job-status")
+    assert "cancelled" in page.text_content("#job-counts")
+    assert page.is_hidden("#job-cancel")
+    assert page.is_enabled("#job-download-jsonl")
+    assert page.is_enabled("#job-submit")  # the files are still chosen: another job may start
