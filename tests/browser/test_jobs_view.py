@@ -127,3 +127,19 @@ def test_cancel_shows_the_cancelled_state(page: Any, live_server: Any, count: in
     assert page.is_hidden("#job-cancel")
     assert page.is_enabled("#job-download-jsonl")
     assert page.is_enabled("#job-submit")  # the files are still chosen: another job may start
+
+
+def test_a_zip_of_images_is_one_job_of_its_images(page: Any, live_server: Any) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for payload in _files(["astronaut", "blank"]):
+            archive.writestr(payload["name"], payload["buffer"])
+    _open_jobs(page, live_server)
+    page.set_input_files(
+        "#job-files",
+        [{"name": "photos.zip", "mimeType": "application/zip", "buffer": buffer.getvalue()}],
+    )
+    assert "photos.zip" in page.text_content("#job-file-list")
+    page.click("#job-submit")
+    _wait_ended(page)
+    assert page.text_content("#job-counts").strip() == "2 of 2 done"
