@@ -559,3 +559,40 @@ def test_a_stopping_service_gives_its_items_back_and_another_finishes_them(
     second = start_server(**JOB_SETTINGS, data_dir=data_dir)
     final = wait_ended(second.url, job)
     assert final["counts"]["done"] == len(names)
+
+
+def test_a_job_of_all_396_wider_images_equals_the_library(
+    jobs_server: LiveServer, shared: Path
+) -> None:
+    """The issue's job: the whole WIDER subset, served by a loopback image host (the files are
+    read in place from ../shared), every result equal to the library's on the same bytes."""
+    from facefaas.detector import Detector
+
+    root = shared / "eval" / "wider-val" / "images"
+    paths = sorted(root.rglob("*.jpg"))
+    assert len(paths) == 396
+    host = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=root))
+    thread = threading.Thread(target=host.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{host.server_address[1]}"
+        inputs = [f"{base}/{path.relative_to(root).as_posix()}" for path in paths]
+        job = submit(jobs_server.url, {"model": "mtcnn", "function": "detect", "inputs": inputs})
+        status = wait_ended(jobs_server.url, job, timeout=600)
+        lines = results(jobs_server.url, job)
+    finally:
+        host.shutdown()
+        host.server_close()
+    assert status["state"] == "done" and status["counts"]["done"] == 396
+    assert [line["index"] for line in lines] == list(range(396))
+    faces = 0
+    with Detector() as detector:
+        for path, line in zip(paths, lines, strict=True):
+            assert line["status"] == "done", line
+            expected = detector(path.read_bytes())
+            got = Faces.from_dict(line["result"])
+            assert len(got) == len(expected), path.name
+            np.testing.assert_allclose(got.boxes, expected.boxes, atol=0.01)
+            faces += len(got)
+    assert faces > 2000
