@@ -293,11 +293,19 @@ def _quiet_bomb_warnings() -> Iterator[None]:
 
 
 def _decode_stream(stream: IO[bytes], max_pixels: int) -> DecodedImage:
+    with _opened(stream, max_pixels) as im:
+        return _from_pil(im, max_pixels, owned=True)
+
+
+@contextlib.contextmanager
+def _opened(stream: IO[bytes], max_pixels: int) -> Iterator[Image.Image]:
+    """The image in ``stream``, opened lazily by an allowed plugin; Pillow's errors (here or in
+    the caller's block) become ours."""
     Image.init()  # registers every plugin, so the allow-list below is complete
     formats = tuple(f for f in Image.ID if f not in _REFUSED_FORMATS)
     try:
         with _quiet_bomb_warnings(), Image.open(stream, formats=formats) as im:
-            return _from_pil(im, max_pixels, owned=True)
+            yield im
     except FacefaasError:
         raise
     except UnidentifiedImageError:
@@ -450,16 +458,7 @@ def image_size(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[in
         ImageDecodeError: not an image we can read.
         TooLargeError: over ``max_pixels``.
     """
-    Image.init()
-    formats = tuple(f for f in Image.ID if f not in _REFUSED_FORMATS)
-    try:
-        with _quiet_bomb_warnings(), Image.open(io.BytesIO(data), formats=formats) as im:
-            width, height = im.size
-    except UnidentifiedImageError:
-        raise ImageDecodeError("the data is not in a recognised image format") from None
-    except Image.DecompressionBombError as exc:
-        raise _pillow_bomb_error(max_pixels) from exc
-    except _PILLOW_ERRORS as exc:
-        raise ImageDecodeError(f"cannot read the image header: corrupt ({exc})") from exc
+    with _opened(io.BytesIO(data), max_pixels) as im:
+        width, height = im.size
     _check_pixels(width, height, max_pixels)
     return width, height
