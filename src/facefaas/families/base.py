@@ -64,9 +64,8 @@ class Family:
         network_files: ``{network name: file name}`` of a stored model.
         optional_networks: those of ``network_files`` a model may lack (MTCNN's LNet).
         parameter_names: the detection parameters it takes (HTTP, CLI, config).
-        params_type: the frozen dataclass of those parameters (its defaults are the family's).
-        from_mapping: parameters from a mapping over a base (unknown keys are an error).
-        to_dict: parameters as JSON-ready values.
+        params_type: the frozen dataclass of those parameters (its defaults are the family's),
+            with ``from_mapping(values, base)`` (unknown keys are an error) and ``to_dict()``.
         load: a :class:`Runner` from ``{network: ONNX bytes}``, providers, threads, a pool.
         estimate: the :class:`~facefaas.cost.Cost` of an image's detection.
         input_convention: how an image is fed to the network (written into manifests).
@@ -79,8 +78,6 @@ class Family:
     network_files: Mapping[str, str]
     parameter_names: tuple[str, ...]
     params_type: type
-    from_mapping: Callable[[Mapping[str, Any], Any], Any]
-    to_dict: Callable[[Any], dict[str, Any]]
     load: Callable[[Mapping[str, bytes], Any, int | None, Executor | None], Runner]
     estimate: Callable[[int, int, Any], Cost]
     input_convention: Mapping[str, Any]
@@ -95,7 +92,8 @@ class Family:
 
     def params(self, values: Mapping[str, Any] | None = None, base: Any = None) -> Any:
         """This family's parameters: ``values`` over ``base`` (default: the family's)."""
-        return self.from_mapping(values or {}, base if base is not None else self.params_type())
+        base = base if base is not None else self.params_type()
+        return self.params_type.from_mapping(values or {}, base)  # type: ignore[attr-defined]
 
     def describe(self) -> dict[str, Any]:
         """The family as ``/api/info`` shows it."""
@@ -104,5 +102,5 @@ class Family:
             "title": self.title,
             "summary": self.summary,
             "parameters": list(self.parameter_names),
-            "defaults": self.to_dict(self.default_params()),
+            "defaults": self.default_params().to_dict(),
         }

@@ -59,8 +59,6 @@ MTCNN = Family(
     },
     parameter_names=("min_size", "thresholds", "factor"),
     params_type=DetectionParams,
-    from_mapping=lambda values, base: DetectionParams.from_mapping(values, base=base),
-    to_dict=lambda params: params.to_dict(),
     load=_Runner,
     estimate=_estimate,
     optional_networks=("lnet",),

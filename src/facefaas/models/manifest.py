@@ -60,7 +60,7 @@ class ModelManifest:
 
         family = get_family(self.family)
         data = asdict(self)
-        data["parameters"] = family.to_dict(self.parameters)
+        data["parameters"] = self.parameters.to_dict()
         data = {
             "format": family.bundle_format,
             "format_version": BUNDLE_VERSION,
