@@ -83,7 +83,7 @@ class Detector:
             )
         if isinstance(given.get("thresholds"), list):
             given["thresholds"] = tuple(given["thresholds"])
-        self.params: Any = self._own(params, given)
+        self.params: Any = self.family.params(given, base=self._checked(params))
         """This detector's default parameters (of its family)."""
         if refine_landmarks not in (None, True, False):
             raise ParameterError(
@@ -101,13 +101,14 @@ class Detector:
         self._runner: Runner = self.family.load(networks, providers, threads, pool)
         self._closed = False
 
-    def _own(self, params: Any, overrides: dict[str, Any]) -> Any:
+    def _checked(self, params: Any) -> Any:
+        """``params`` if they are of this detector's family (``None`` passes)."""
         if params is not None and not isinstance(params, self.family.params_type):
             raise ParameterError(
                 f"params must be {self.family.params_type.__name__} for a {self.family.title} "
                 f"model, got {type(params).__name__}"
             )
-        return self.family.params(overrides, base=params)
+        return params
 
     def close(self) -> None:
         """Stop the threads this detector started and free its sessions (idempotent).
@@ -140,12 +141,7 @@ class Detector:
     def resolve_params(self, params: Any = None, overrides: dict[str, Any] | None = None) -> Any:
         """``params`` (default: this detector's) with keyword overrides applied and validated,
         of this detector's family."""
-        base = self.params if params is None else params
-        if not isinstance(base, self.family.params_type):
-            raise ParameterError(
-                f"params must be {self.family.params_type.__name__} for a {self.family.title} "
-                f"model, got {type(base).__name__}"
-            )
+        base = self.params if params is None else self._checked(params)
         return self.family.params(overrides, base=base) if overrides else base
 
     def __call__(
