@@ -59,6 +59,16 @@ def keys_of(request: Request) -> list[str]:
 Keys = Annotated[list[str], Depends(keys_of)]
 
 
+async def _record(request: Request, service: Service, model_id: str) -> ModelRecord:
+    """The model's record, read once per request (the rate limit and the authorization both
+    need it)."""
+    cached: ModelRecord | None = getattr(request.state, "model_record", None)
+    if cached is None or cached.id != model_id:
+        cached = await run_in_threadpool(service.registry.get, model_id)
+        request.state.model_record = cached
+    return cached
+
+
 async def rate_limited(request: Request, service: ServiceDep, keys: Keys) -> None:
     """Count the request against its client's rate limit (429 when over).
 
@@ -73,7 +83,7 @@ async def rate_limited(request: Request, service: ServiceDep, keys: Keys) -> Non
     model_id = request.path_params.get("model_id")
     if keys and isinstance(model_id, str):
         try:
-            record = await run_in_threadpool(service.registry.get, model_id)
+            record: ModelRecord | None = await _record(request, service, model_id)
         except FacefaasError:
             record = None  # no such model: the route answers 404; the address is counted
         if record is not None:
@@ -82,14 +92,18 @@ async def rate_limited(request: Request, service: ServiceDep, keys: Keys) -> Non
     limiter.hit(limiter.key_id(verified) if verified else limiter.address_id(address))
 
 
-async def usable_model(model_id: str, service: ServiceDep, keys: Keys) -> ModelRecord:
-    record = await run_in_threadpool(service.registry.get, model_id)
+async def usable_model(
+    model_id: str, request: Request, service: ServiceDep, keys: Keys
+) -> ModelRecord:
+    record = await _record(request, service, model_id)
     authorize_use(record, keys)
     return record
 
 
-async def admin_model(model_id: str, service: ServiceDep, keys: Keys) -> ModelRecord:
-    record = await run_in_threadpool(service.registry.get, model_id)
+async def admin_model(
+    model_id: str, request: Request, service: ServiceDep, keys: Keys
+) -> ModelRecord:
+    record = await _record(request, service, model_id)
     authorize_admin(record, keys)
     return record
 
