@@ -132,12 +132,13 @@ def estimate_cost(width: int, height: int, params: DetectionParams) -> Cost:
 def fit_scale(
     width: int,
     height: int,
-    params: DetectionParams,
+    params: Any,
     limit_bytes: int,
     estimate: Callable[[int, int, Any], Cost] = estimate_cost,
 ) -> float:
     """The largest scale in ``(0, 1]`` at which the image's estimated peak fits ``limit_bytes``
-    (``estimate``: the model family's cost function, MTCNN's by default).
+    (``params`` and ``estimate``: the model family's parameters and cost function, MTCNN's by
+    default).
 
     The detection then runs on the image resized by that scale (its faces mapped back to the
     original's coordinates); faces smaller than ``min_size / scale`` original pixels are missed.
