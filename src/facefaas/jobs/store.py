@@ -164,8 +164,10 @@ class JobStore:
     def create(self, job: NewJob, inputs: Sequence[JobInput]) -> tuple[str, str, str | None]:
         """Store a job and its inputs; returns ``(job id, token, webhook secret)``, each shown
         once (the token is kept hashed)."""
-        job_id = secrets.token_urlsafe(12)
-        token = secrets.token_urlsafe(24)
+        # Prefixed like the API keys: a value starting with "-" reads as an option on a
+        # command line (`facefaas jobs status -xY...` was a usage error one time in 64).
+        job_id = "job_" + secrets.token_urlsafe(12)
+        token = "ffj_" + secrets.token_urlsafe(24)
         secret = webhooks.new_secret() if job.webhook_url else None
         now = self.now_ms()
         lifetime_ms = int(job.lifetime * 1000)
