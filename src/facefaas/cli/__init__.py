@@ -28,8 +28,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
 
 class _LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        from facefaas.errors import FacefaasError
+
         try:
             return super().invoke(ctx)
+        except FacefaasError as exc:  # a library error any command let through: its message
+            raise click.ClickException(exc.message) from None
         except ModuleNotFoundError as exc:
             message = install_hint(exc.name or "")
             if message is None:

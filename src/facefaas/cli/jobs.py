@@ -35,10 +35,6 @@ def _print_results(job: Any) -> None:
         click.echo(json.dumps(line, separators=(",", ":")))
 
 
-def _fail(exc: Exception) -> click.ClickException:
-    return click.ClickException(str(exc))
-
-
 @click.group()
 def jobs() -> None:
     """Jobs: many images processed in the background on a facefaas server."""
@@ -69,16 +65,14 @@ def submit(
             parsed[name] = json.loads(value)
         except ValueError:
             parsed[name] = value
-    from facefaas.errors import FacefaasError
-
     with _client(server, api_key) as client:
         try:
             job = client.submit(
                 list(inputs), model=model, function=function, webhook=webhook,
                 lifetime=lifetime, **parsed,
             )  # fmt: skip
-        except (FacefaasError, OSError) as exc:
-            raise _fail(exc) from None
+        except OSError as exc:  # an input file that cannot be read
+            raise click.ClickException(str(exc)) from None
         created = {"job_id": job.id, "token": job.token, "total": job.total}
         if job.webhook_secret:
             created["webhook_secret"] = job.webhook_secret
@@ -104,13 +98,8 @@ def submit(
 @_SERVER
 def status(job_id: str, token: str, server: str) -> None:
     """Print a job's state, counts, progress and errors (JSON)."""
-    from facefaas.errors import FacefaasError
-
     with _client(server) as client:
-        try:
-            click.echo(json.dumps(client.job(job_id, token).status(), indent=2))
-        except FacefaasError as exc:
-            raise _fail(exc) from None
+        click.echo(json.dumps(client.job(job_id, token).status(), indent=2))
 
 
 @jobs.command()
@@ -123,17 +112,12 @@ def results(job_id: str, token: str, server: str, zip_path: str | None) -> None:
     """Print a job's results as JSON Lines, in input order (waits for images still running)."""
     from pathlib import Path
 
-    from facefaas.errors import FacefaasError
-
     with _client(server) as client:
         job = client.job(job_id, token)
-        try:
-            if zip_path:
-                Path(zip_path).write_bytes(job.zip())
-            else:
-                _print_results(job)
-        except FacefaasError as exc:
-            raise _fail(exc) from None
+        if zip_path:
+            Path(zip_path).write_bytes(job.zip())
+        else:
+            _print_results(job)
 
 
 @jobs.command()
@@ -142,10 +126,5 @@ def results(job_id: str, token: str, server: str, zip_path: str | None) -> None:
 @_SERVER
 def cancel(job_id: str, token: str, server: str) -> None:
     """Cancel a job's images not started; print its status."""
-    from facefaas.errors import FacefaasError
-
     with _client(server) as client:
-        try:
-            click.echo(json.dumps(client.job(job_id, token).cancel(), indent=2))
-        except FacefaasError as exc:
-            raise _fail(exc) from None
+        click.echo(json.dumps(client.job(job_id, token).cancel(), indent=2))
