@@ -1,7 +1,8 @@
 # The two commands of a fresh machine (Python 3.11+, Debian, root for the browser packages):
 #   make serve   install facefaas in .venv and start the service on the embedded default model
 #   make test    install everything the tests need (Python packages, Debian's chromium and
-#                postgresql) and run every test (browser and PostgreSQL tests included)
+#                postgresql, redis-server) and run every test (browser, PostgreSQL, Redis and
+#                Ray tests included)
 #
 # Installs are remembered by stamp files in .venv: they run again only when pyproject.toml
 # changes (the install is editable, so edits under src/ need none). `make clean-venv` forgets all.
@@ -40,6 +41,7 @@ install: $(VENV)/.installed-server
 install-dev: $(VENV)/.installed-dev
 	@sh .ci/install-browser.sh
 	@sh .ci/install-postgres.sh
+	@sh .ci/install-redis.sh
 
 serve: install
 	@echo "starting facefaas serve (Ctrl+C stops it)..."
