@@ -1,5 +1,7 @@
-"""The job queue without a server: claims from several stores on one SQLite database are
-disjoint, a lost claim is not recorded, leases run out, webhooks back off."""
+"""The job queue without a server: claims from several stores on one database are disjoint, a
+lost claim is not recorded, leases run out, webhooks back off. Each test that takes
+``database_url`` runs on SQLite and on PostgreSQL (where ``FOR UPDATE SKIP LOCKED`` is what
+keeps the claims disjoint)."""
 
 from __future__ import annotations
 
@@ -19,8 +21,7 @@ class Clock:
         return self.now
 
 
-def _stores(tmp_path: Path, n: int, clock: Clock | None = None) -> list[JobStore]:
-    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+def _stores(url: str, tmp_path: Path, n: int, clock: Clock | None = None) -> list[JobStore]:
     kwargs = {"clock": clock} if clock else {}
     return [JobStore(make_engine(url), tmp_path, webhook_retry_seconds=10, **kwargs)
             for _ in range(n)]  # fmt: skip
@@ -32,13 +33,15 @@ def _job(store: JobStore, n: int, webhook: str | None = None) -> str:
     return job_id
 
 
-def test_workers_on_one_database_claim_disjoint_items(tmp_path: Path) -> None:
-    stores = _stores(tmp_path, 4)
-    job_id = _job(stores[0], 300)
+def test_workers_on_one_database_claim_disjoint_items(database_url: str, tmp_path: Path) -> None:
+    stores = _stores(database_url, tmp_path, 4)
+    job_id = _job(stores[0], 300, webhook="https://hooks.example.test/x")
     claimed: dict[str, list[int]] = {}
+    start = threading.Barrier(len(stores))
 
     def work(name: str, store: JobStore) -> None:
         mine = claimed.setdefault(name, [])
+        start.wait()  # all at once: the claims race
         while batch := store.claim(name, 4, 30):
             for item in batch:
                 mine.append(item.index)
@@ -51,15 +54,18 @@ def test_workers_on_one_database_claim_disjoint_items(tmp_path: Path) -> None:
         thread.join()
     every = sorted(i for indexes in claimed.values() for i in indexes)
     assert every == list(range(300))  # each item once, none twice
+    assert sum(1 for indexes in claimed.values() if indexes) >= 2  # the work was shared
     status = stores[0].status(job_id)
     assert status["state"] == "done" and status["counts"]["done"] == 300
+    due = [store.claim_webhooks(5, 60) for store in stores]
+    assert sum(len(d) for d in due) == 1  # the job ended once: one event, claimed once
 
 
 def test_an_expired_lease_is_claimed_again_and_the_old_claim_is_not_recorded(
-    tmp_path: Path,
+    database_url: str, tmp_path: Path
 ) -> None:
     clock = Clock()
-    store, other = _stores(tmp_path, 2, clock)
+    store, other = _stores(database_url, tmp_path, 2, clock)
     job_id = _job(store, 1)
     (item,) = store.claim("dead", 5, 2)
     assert other.claim("alive", 5, 2) == []  # leased
@@ -71,8 +77,8 @@ def test_an_expired_lease_is_claimed_again_and_the_old_claim_is_not_recorded(
     assert store.status(job_id)["state"] == "done"
 
 
-def test_cancel_and_release(tmp_path: Path) -> None:
-    (store,) = _stores(tmp_path, 1)
+def test_cancel_and_release(database_url: str, tmp_path: Path) -> None:
+    (store,) = _stores(database_url, tmp_path, 1)
     job_id = _job(store, 4)
     (first,) = store.claim("w", 1, 30)
     store.release("w", [first.id])
@@ -84,9 +90,9 @@ def test_cancel_and_release(tmp_path: Path) -> None:
     assert store.status(job_id)["state"] == "cancelled"
 
 
-def test_webhook_backoff_then_failure(tmp_path: Path) -> None:
+def test_webhook_backoff_then_failure(database_url: str, tmp_path: Path) -> None:
     clock = Clock()
-    (store,) = _stores(tmp_path, 1, clock)
+    (store,) = _stores(database_url, tmp_path, 1, clock)
     job_id = _job(store, 1, webhook="https://hooks.example.test/x")
     (item,) = store.claim("w", 1, 30)
     store.complete("w", item, error={"status": 422})
