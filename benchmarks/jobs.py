@@ -4,13 +4,14 @@ images, and synchronous latency while a large job runs.
 1. ``detect_batch``: the library on the encoded images (decoding included, as a job decodes),
    with ``--threads`` threads.
 2. A job of the same images by URL (a static file server on 127.0.0.1, admitted by the fetch
-   allowlist) on a service with ``inference_threads=--threads``, timed from submit to its end;
-   with ``job_threads`` the default (threads - 1) and, ``--all-threads``, equal to threads.
-3. Synchronous ``/api/run/mtcnn/detect`` p50 on one image: idle, then while a job of
-   ``--repeat`` times the images runs.
+   allowlist) on a service with ``inference_threads=--threads``, timed from submit to its end,
+   alternating with (1) for ``--rounds`` rounds; each job is compared with the mean of the
+   ``detect_batch`` runs on either side of it.
+3. Synchronous ``/api/run/mtcnn/detect`` latency on one image: idle, then while a job of
+   ``--repeat`` times the images runs (the first call finds every thread borrowed by the job).
 
-    python benchmarks/jobs.py                 # 48 WIDER images, 2 threads
-    python benchmarks/jobs.py --limit 96 --threads 4 --all-threads
+    python benchmarks/jobs.py                 # 48 WIDER images, 2 threads, 3 rounds
+    python benchmarks/jobs.py --limit 96 --threads 4 --rounds 5
 
 Images are read from ``../shared`` (third-party, never shipped).
 """
@@ -74,23 +75,25 @@ def _service(data_dir: Path, threads: int, job_threads: int | None) -> tuple[Any
 
 
 def _run_job(url: str, inputs: list[str]) -> tuple[float, dict[str, Any]]:
-    start = time.perf_counter()
-    job = httpx.post(f"{url}/api/jobs", json={"inputs": inputs}, timeout=60).json()
-    headers = {"X-Job-Token": job["token"]}
-    while True:
-        status = httpx.get(f"{url}{job['status_url']}", headers=headers, timeout=60).json()
-        if status["state"] in ("done", "failed", "cancelled"):
-            return time.perf_counter() - start, status
-        time.sleep(0.02)
+    # One client, polled every 50 ms: the watcher shares the CPUs with the service it times.
+    with httpx.Client(base_url=url, timeout=60) as client:
+        start = time.perf_counter()
+        job = client.post("/api/jobs", json={"inputs": inputs}).json()
+        headers = {"X-Job-Token": job["token"]}
+        while True:
+            status = client.get(job["status_url"], headers=headers).json()
+            if status["state"] in ("done", "failed", "cancelled"):
+                return time.perf_counter() - start, status
+            time.sleep(0.05)
 
 
-def _sync_p50(url: str, image: bytes, n: int) -> float:
+def _sync_times(url: str, image: bytes, n: int) -> list[float]:
     times = []
     for _ in range(n):
         start = time.perf_counter()
         httpx.post(f"{url}/api/run/mtcnn/detect", content=image, timeout=120).raise_for_status()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
 
 
 def main() -> None:
@@ -99,7 +102,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="inference threads [2]")
     parser.add_argument("--repeat", type=int, default=4, help="the large job: images x N [4]")
     parser.add_argument("--sync-calls", type=int, default=15)
-    parser.add_argument("--all-threads", action="store_true", help="also job_threads=threads")
+    parser.add_argument("--job-threads", type=int, default=None,
+                        help="threads jobs hold while synchronous calls are made [threads - 1]")
+    parser.add_argument("--rounds", type=int, default=3, help="job/detect_batch rounds [3]")
     args = parser.parse_args()
 
     from facefaas.detector import Detector
@@ -110,13 +115,13 @@ def main() -> None:
     images = [p.read_bytes() for p in paths]
     print(f"{len(images)} WIDER images, {args.threads} inference threads, {os.cpu_count()} CPUs")
 
-    with Detector(threads=args.threads) as detector:
-        detector.detect(images[0])  # warm
+    detector = Detector(threads=args.threads)
+    detector.detect(images[0])  # warm
+
+    def batch_rate() -> float:
         start = time.perf_counter()
         detector.detect_batch(images)
-        batch_s = time.perf_counter() - start
-    library = len(images) / batch_s
-    print(f"Detector.detect_batch: {library:6.2f} images/s ({batch_s:.2f} s)")
+        return len(images) / (time.perf_counter() - start)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
@@ -125,36 +130,46 @@ def main() -> None:
             (folder / f"{i}.jpg").write_bytes(data)
         host = _image_host(folder)
         inputs = [f"{host}/{i}.jpg" for i in range(len(images))]
-        variants: list[int | None] = [None] + ([args.threads] if args.all_threads else [])
-        for job_threads in variants:
-            server, url = _service(Path(tmp) / f"data-{job_threads}", args.threads, job_threads)
-            try:
-                _run_job(url, inputs[:2])  # warm: the model loaded, the fetch path exercised
+        server, url = _service(Path(tmp) / "data", args.threads, args.job_threads)
+        try:
+            _run_job(url, inputs[:2])  # warm: the model loaded, the fetch path exercised
+            # Rounds alternate detect_batch and the job, and each job is compared with the mean
+            # of the detect_batch runs on either side of it: a shared machine drifts.
+            ratios = []
+            before = batch_rate()
+            for round_ in range(1, args.rounds + 1):
                 seconds, status = _run_job(url, inputs)
                 rate = status["counts"]["done"] / seconds
-                label = f"job_threads={job_threads or max(1, args.threads - 1)}"
-                print(f"job ({label}): {rate:6.2f} images/s ({seconds:.2f} s, "
-                      f"{status['counts']['failed']} failed) = {100 * rate / library:.0f}% "
-                      "of detect_batch")  # fmt: skip
-                if job_threads is None:
-                    probe = images[0]
-                    idle = _sync_p50(url, probe, args.sync_calls)
-                    big = httpx.post(
-                        f"{url}/api/jobs", json={"inputs": inputs * args.repeat}, timeout=60
-                    ).json()
-                    time.sleep(0.5)
-                    busy = _sync_p50(url, probe, args.sync_calls)
-                    state = httpx.get(
-                        f"{url}{big['status_url']}", headers={"X-Job-Token": big["token"]}
-                    ).json()
-                    print(f"sync detect p50: idle {idle * 1000:.0f} ms, during a job of "
-                          f"{len(inputs) * args.repeat} images {busy * 1000:.0f} ms "
-                          f"(job still pending: {state['counts']['pending']})")  # fmt: skip
-                    httpx.delete(f"{url}{big['status_url']}", headers={"X-Job-Token": big["token"]})
-            finally:
-                server.should_exit = True
-                time.sleep(0.5)
+                after = batch_rate()
+                reference = (before + after) / 2
+                ratios.append(rate / reference)
+                print(f"round {round_}: detect_batch {before:5.2f} / {after:5.2f} images/s, "
+                      f"job {rate:5.2f} images/s ({status['counts']['failed']} failed) = "
+                      f"{100 * rate / reference:.0f}%")  # fmt: skip
+                before = after
+            print(f"job / detect_batch, no synchronous calls (median of {args.rounds}): "
+                  f"{100 * statistics.median(ratios):.0f}%")  # fmt: skip
 
+            probe = images[0]
+            idle = _sync_times(url, probe, args.sync_calls)
+            big = httpx.post(
+                f"{url}/api/jobs", json={"inputs": inputs * args.repeat}, timeout=60
+            ).json()
+            time.sleep(3.0)  # no synchronous call for 3 s: the job has borrowed every thread
+            busy = _sync_times(url, probe, args.sync_calls)
+            state = httpx.get(
+                f"{url}{big['status_url']}", headers={"X-Job-Token": big["token"]}
+            ).json()
+            print(f"sync detect: idle p50 {statistics.median(idle) * 1000:.0f} ms; "
+                  f"during a job of {len(inputs) * args.repeat} images p50 "
+                  f"{statistics.median(busy) * 1000:.0f} ms, first call (the job held every "
+                  f"thread) {busy[0] * 1000:.0f} ms, max {max(busy) * 1000:.0f} ms "
+                  f"(job still pending: {state['counts']['pending']})")  # fmt: skip
+            httpx.delete(f"{url}{big['status_url']}", headers={"X-Job-Token": big["token"]})
+        finally:
+            server.should_exit = True
+            time.sleep(0.5)
+            detector.close()
 
 if __name__ == "__main__":
     main()

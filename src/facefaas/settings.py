@@ -218,8 +218,15 @@ class Settings(BaseSettings):
     )
     job_threads: int | None = Field(
         default=None, ge=1, le=256,
-        description="inference threads jobs may occupy at once; default inference_threads - 1 "
-        "(at least 1): at least one thread stays free for synchronous calls",
+        description="inference threads jobs may occupy at once while synchronous calls are "
+        "being made; default inference_threads - 1 (at least 1): at least one thread stays free "
+        "for synchronous calls",
+    )  # fmt: skip
+    job_borrow_after: float | None = Field(
+        default=2.0, ge=0, le=3600,
+        description="seconds without a synchronous call after which jobs may also use the "
+        "threads kept for them (given back at the next image: a synchronous call then waits "
+        "at most for one job image); None: never",
     )  # fmt: skip
     job_lifetime: float = Field(
         default=3600.0, gt=0, le=30 * 86400,

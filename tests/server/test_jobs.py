@@ -307,7 +307,7 @@ def test_synchronous_calls_keep_a_free_thread_while_a_job_runs(
     start_server: ServerFactory, image_host: str, images: dict[str, bytes], hopper: bytes
 ) -> None:
     server = start_server(**JOB_SETTINGS)
-    assert server.service.jobs.threads == 1  # inference_threads 2: one stays for requests
+    assert server.service.jobs.gate.reserved_limit == 1  # inference_threads 2: one stays free
     url = f"{server.url}/api/run/mtcnn/detect"
 
     def timed() -> float:
@@ -328,6 +328,39 @@ def test_synchronous_calls_keep_a_free_thread_while_a_job_runs(
     p50 = sorted(busy)[3]
     assert p50 < max(1.5, 10 * baseline), (baseline, busy)
     httpx.delete(f"{server.url}{job['status_url']}", headers=_auth(job))
+
+
+def test_a_job_borrows_the_free_thread_only_while_no_synchronous_call_comes(
+    start_server: ServerFactory, image_host: str, images: dict[str, bytes], hopper: bytes
+) -> None:
+    server = start_server(**JOB_SETTINGS, job_borrow_after=0.3)
+    gate = server.service.jobs.gate
+    wider = [name for name in sorted(images) if name.endswith(".jpg")]
+    job = submit(server.url, {"inputs": [f"{image_host}/{name}" for name in wider] * 3})
+    seen: list[int] = []
+    deadline = time.monotonic() + 20
+    while 2 not in seen and time.monotonic() < deadline:  # no synchronous call yet: borrow
+        seen.append(gate.running)
+        time.sleep(0.005)
+    assert max(seen) == 2, "the job never used the thread kept for synchronous calls"
+
+    # While synchronous calls keep coming, a job image starts only if it leaves a thread free.
+    admitted: list[tuple[int, int]] = []  # (job images running, limit) as each one starts
+    enter = type(gate).__aenter__
+
+    async def recording_enter(self: Any) -> None:
+        await enter(self)
+        admitted.append((self.running, self.limit()))
+
+    url = f"{server.url}/api/run/mtcnn/detect"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(gate), "__aenter__", recording_enter)
+        for _ in range(6):
+            assert httpx.post(url, content=hopper, timeout=60).status_code == 200
+    during = [running for running, limit in admitted if limit == 1]
+    assert during, "no job image started while the synchronous calls were made"
+    assert max(during) == 1, admitted
+    assert wait_ended(server.url, job)["counts"]["done"] == len(wider) * 3
 
 
 # -- SIGKILL and restart -----------------------------------------------------------------------

@@ -9,6 +9,8 @@ checked, so a second DNS answer (rebinding) is never asked for. Errors of the ot
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +70,14 @@ class _Body(httpx.SyncByteStream):
             self._stream.close()
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS client context per process: building one loads the CA bundle (~10 ms of CPU,
+    a fifth of a job image's time when made per fetch); contexts are safe to share between
+    threads."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class PinnedTransport(httpx.BaseTransport):
     """An httpx transport whose connections all go to ``target.address``.
 
@@ -78,7 +88,7 @@ class PinnedTransport(httpx.BaseTransport):
     def __init__(self, target: Target) -> None:
         host = target.url.raw_host.decode("ascii")
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=_ssl_context(),
             network_backend=_PinnedBackend(host, target.address),
             max_connections=1,
         )

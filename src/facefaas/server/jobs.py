@@ -6,10 +6,14 @@ queue in the registry's database, fetches URL inputs through the SSRF guard
 the same path as a synchronous request, :meth:`Service.run` (the cost plan, the inference
 pool, the deadline, usage and metrics).
 
-Jobs never starve synchronous calls: job images go to the pool through a semaphore of
-``job_threads`` (default ``inference_threads - 1``, at least 1), so **at least one inference
-thread stays free for synchronous calls** whenever the pool has two or more. A job image
-refused by a full pool waits and tries again; it is not an error.
+Jobs never starve synchronous calls, and leave no thread idle that they could use
+(:class:`JobGate`): while synchronous calls are being made, job images hold at most
+``job_threads`` of the pool's threads (default ``inference_threads - 1``, at least 1), so **at
+least one inference thread stays free for synchronous calls** whenever the pool has two or more.
+Once no synchronous call has come for ``job_borrow_after`` seconds (default 2), jobs may borrow
+the free threads too; the next synchronous call takes a thread back at the next job image's end
+(it waits at most one image's time), and jobs are held to ``job_threads`` again from then on.
+A job image refused by a full pool waits and tries again; it is not an error.
 
 A fetch refused or failed, an undecodable image, a deadline passed: each is that item's error
 (problem+json), never the worker's. Claims are leases renewed while the worker lives; when it
@@ -29,7 +33,6 @@ import socket
 import time
 from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -50,7 +53,7 @@ from facefaas.server.schemas import RunParams
 if TYPE_CHECKING:
     from facefaas.server.service import Service
 
-__all__ = ["MAX_ATTEMPTS", "JobWorker", "job_request"]
+__all__ = ["MAX_ATTEMPTS", "JobGate", "JobWorker", "job_request"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,39 @@ class _Job:
     loaded_at: float
 
 
+class JobGate:
+    """How many job images may run at once (module docstring): ``reserved_limit`` while
+    synchronous calls are recent, every inference thread once none has come for
+    ``borrow_after`` seconds (``None``: never)."""
+
+    def __init__(self, service: Service, reserved_limit: int, borrow_after: float | None) -> None:
+        self.service = service
+        self.reserved_limit = reserved_limit
+        self.borrow_after = borrow_after
+        self.running = 0
+        self._released = asyncio.Event()
+
+    def limit(self) -> int:
+        service = self.service
+        if self.borrow_after is None:
+            return self.reserved_limit
+        if time.monotonic() - service.foreground_at < self.borrow_after:
+            return self.reserved_limit
+        return max(self.reserved_limit, service.settings.inference_threads)
+
+    async def __aenter__(self) -> None:
+        while self.running >= self.limit():
+            self._released.clear()
+            # A release wakes us; the limit also rises by itself as time passes, so look again.
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), timeout=0.1)
+        self.running += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.running -= 1
+        self._released.set()
+
+
 class _Stopping(Exception):
     """The service is draining: leave the item for the next worker."""
 
@@ -89,8 +125,8 @@ class JobWorker:
         self.service = service
         self.store = store
         settings = service.settings
-        self.threads = settings.effective_job_threads
-        self.gate = asyncio.Semaphore(self.threads)
+        self.threads = settings.inference_threads
+        self.gate = JobGate(service, settings.effective_job_threads, settings.job_borrow_after)
         self.worker_id = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.wake = asyncio.Event()
         self.active: dict[int, ClaimedItem] = {}
@@ -105,6 +141,7 @@ class JobWorker:
             service.registry.engine,
             settings.data_dir,
             webhook_retry_seconds=settings.webhook_retry_seconds,
+            blobs=service.registry.store.blobs,  # shared files: inputs and results in the database
         )
         return cls(service, store)
 
@@ -230,8 +267,9 @@ class JobWorker:
         return job
 
     async def _input(self, item: ClaimedItem) -> bytes:
-        if item.input_path is not None:
-            return await run_in_threadpool(Path(item.input_path).read_bytes)
+        uploaded = await run_in_threadpool(self.store.read_input, item)
+        if uploaded is not None:
+            return uploaded
         policy = fetch_policy(self.service.settings)
         fetched = await run_in_threadpool(fetch_image, item.source, policy)
         return fetched.data
@@ -247,7 +285,9 @@ class JobWorker:
                 raise _Stopping from None
             try:
                 async with self.gate:
-                    return await service.run(job.record, data, job.request, deadline)
+                    return await service.run(
+                        job.record, data, job.request, deadline, background=True
+                    )
             except CancelledError:
                 raise _Stopping from None
             except OverloadedError as exc:  # the pool is full of synchronous calls: wait

@@ -84,6 +84,9 @@ class Service:
             on_change=self.metrics.inference_pending.set,
         )
         self.draining = False
+        # When the last synchronous request arrived (time.monotonic()): jobs borrow the threads
+        # kept for synchronous calls only after none has come for ``job_borrow_after`` seconds.
+        self.foreground_at = float("-inf")
         self._in_flight: weakref.WeakSet[Deadline] = weakref.WeakSet()
         self.detectors = DetectorCache(
             settings.model_cache_size,
@@ -262,9 +265,14 @@ class Service:
         data: bytes,
         request: DetectionRequest,
         deadline: Deadline | None = None,
+        *,
+        background: bool = False,
     ) -> RunOutput:
         """Run one image through ``request`` on the inference pool, admitted by its estimated
-        cost, stopped by ``deadline``; counts usage and metrics."""
+        cost, stopped by ``deadline``; counts usage and metrics. ``background``: a job's image
+        (it does not count as synchronous activity, :attr:`foreground_at`)."""
+        if not background:
+            self.foreground_at = time.monotonic()
         deadline = deadline or self.deadline()
         path = await run_in_threadpool(self.registry.bundle_path, record)
         key = (record.id, record.sha256)
@@ -301,6 +309,7 @@ class Service:
     ) -> list[RunOutput | FacefaasError]:
         """Every image of a batch in one job, admitted by the sum of their estimated costs;
         an image that cannot be planned or run gets its own error."""
+        self.foreground_at = time.monotonic()
         deadline = deadline or self.deadline()
         path = await run_in_threadpool(self.registry.bundle_path, record)
         key = (record.id, record.sha256)
