@@ -38,6 +38,8 @@ maps them to exit codes. Nothing else decides how an error is reported.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AuthError",
     "CancelledError",
@@ -84,6 +86,18 @@ class FacefaasError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (Ray replicas answer with them); the default pickling
+        # calls ``cls(*args)``, which the subclasses' keyword-only fields would refuse.
+        return (_rebuilt, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuilt(cls: type[FacefaasError], message: str, state: dict[str, Any]) -> FacefaasError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class InputError(FacefaasError, ValueError):

@@ -69,6 +69,11 @@ class Function:
     render: Renderer | None = None
     encoding: tuple[Literal["jpeg", "png"], int] | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A table entry travels (to Ray replicas) as its name: its renderer is a closure, and
+        # the receiving side's entry is the same one.
+        return (get_function, (self.name,))
+
     def picture(self, decoded: DecodedImage, faces: Faces, options: OutputOptions) -> Image.Image:
         """The picture this function draws (:class:`ParameterError` if it draws none)."""
         if self.render is None:

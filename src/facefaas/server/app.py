@@ -24,6 +24,7 @@ from starlette.types import Scope
 from facefaas._version import __version__
 from facefaas.server.apidocs import install_api_docs
 from facefaas.server.edge_limits import BodyBudget, EdgeLimitsMiddleware
+from facefaas.server.inference import Inference
 from facefaas.server.problems import install_problem_handlers
 from facefaas.server.requestlog import (
     REQUEST_ID_HEADER,
@@ -79,14 +80,20 @@ class _Page(StaticFiles):
         return await super().get_response(path, scope)
 
 
-def create_app(settings: Settings | None = None, *, reconcile: bool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    reconcile: bool | None = None,
+    inference: Inference | None = None,
+) -> FastAPI:
     """The service configured by ``settings`` (``Settings()`` from the environment if omitted).
 
     ``reconcile`` (default: when ``settings.workers == 1``) cleans the model store at startup;
-    with several workers ``facefaas serve`` does it once, before starting them.
+    with several workers ``facefaas serve`` does it once, before starting them. ``inference``
+    is where images run (default: this process; :mod:`facefaas.scale.serve` passes Ray's).
     """
     settings = settings or Settings()
-    service = Service(settings)
+    service = Service(settings, inference=inference)
     clean = settings.workers == 1 if reconcile is None else reconcile
 
     @asynccontextmanager

@@ -36,10 +36,11 @@ from facefaas.request import DetectionRequest
 from facefaas.server.admission import RunPlan, plan_batch, plan_run
 from facefaas.server.detectors import DetectorCache
 from facefaas.server.imports import ImportJob, ImportLimits, ImportWorkers
+from facefaas.server.inference import Inference, LocalInference
 from facefaas.server.metrics import Metrics
 from facefaas.server.pool import InferencePool
 from facefaas.server.ratelimit import RateLimiter
-from facefaas.server.runner import RunOutput, run_batch, run_one
+from facefaas.server.runner import RunOutput
 from facefaas.server.usage import UsageBuffer
 from facefaas.settings import Settings
 
@@ -70,9 +71,13 @@ class ModelUpload:
 
 
 class Service:
-    """The state of one app: open it with :meth:`start`, close it with :meth:`stop`."""
+    """The state of one app: open it with :meth:`start`, close it with :meth:`stop`.
 
-    def __init__(self, settings: Settings) -> None:
+    ``inference`` runs the planned images (default: :class:`.inference.LocalInference` on this
+    process's pool and detector cache; on Ray, the detector replicas).
+    """
+
+    def __init__(self, settings: Settings, *, inference: Inference | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics(settings.metrics_dir)
         self.limiter = RateLimiter(settings.rate_limit, settings.key_rate_limit)
@@ -92,6 +97,12 @@ class Service:
             settings.model_cache_size,
             providers=settings.providers or None,
             threads=settings.inference_threads,
+        )
+        self.inference: Inference = inference or LocalInference(
+            self.pool,
+            self.detectors,
+            lambda record: self.registry.bundle_path(record),
+            max_pixels=settings.max_pixels,
         )
         self.usage = UsageBuffer()
         self.imports = ImportWorkers(
@@ -170,13 +181,7 @@ class Service:
     async def _load_default(self) -> None:
         try:
             record = await run_in_threadpool(self.registry.get, DEFAULT_MODEL)
-            path = self.registry.bundle_path(record)
-
-            def load() -> str:
-                with self.detectors.lease((record.id, record.sha256), path) as detector:
-                    return detector.provider
-
-            provider = await run_in_threadpool(load)
+            provider = await self.inference.load(record)
         except Exception:
             log.exception("could not load the default model %r; /readyz stays 503", DEFAULT_MODEL)
             return
@@ -274,21 +279,13 @@ class Service:
         if not background:
             self.foreground_at = time.monotonic()
         deadline = deadline or self.deadline()
-        path = await run_in_threadpool(self.registry.bundle_path, record)
-        key = (record.id, record.sha256)
         start = time.perf_counter()
-        max_pixels = self.settings.max_pixels
         try:
             plan = await run_in_threadpool(self._plan, data, request)
-
-            def job() -> RunOutput:
-                with self.detectors.lease(key, path) as detector:
-                    return run_one(
-                        detector, data, request, model_id=record.id, max_pixels=max_pixels,
-                        scale=plan.scale, deadline=deadline,
-                    )  # fmt: skip
-
-            output = await self.pool.run(job, cost=plan.cost.peak_bytes, deadline=deadline)
+            output = await self.inference.run(
+                record, data, request, scale=plan.scale, cost=plan.cost.peak_bytes,
+                deadline=deadline,
+            )  # fmt: skip
         except FacefaasError as exc:
             if not isinstance(exc, OverloadedError):
                 self.usage.add(record.id, faces=0, latency_ms=0.0, error=True)
@@ -311,8 +308,6 @@ class Service:
         an image that cannot be planned or run gets its own error."""
         self.foreground_at = time.monotonic()
         deadline = deadline or self.deadline()
-        path = await run_in_threadpool(self.registry.bundle_path, record)
-        key = (record.id, record.sha256)
         settings = self.settings
         plans = await run_in_threadpool(
             lambda: plan_batch(
@@ -326,15 +321,11 @@ class Service:
             if isinstance(plan, RunPlan)
         ]
         cost = sum(plan.cost.peak_bytes for plan in plans if isinstance(plan, RunPlan))
-
-        def job() -> list[RunOutput | FacefaasError]:
-            with self.detectors.lease(key, path) as detector:
-                return run_batch(
-                    detector, runnable, request, model_id=record.id,
-                    max_pixels=settings.max_pixels, deadline=deadline,
-                )  # fmt: skip
-
-        ran = iter(await self.pool.run(job, cost=cost, deadline=deadline) if runnable else [])
+        ran = iter(
+            await self.inference.run_batch(record, runnable, request, cost=cost, deadline=deadline)
+            if runnable
+            else []
+        )
         results = [next(ran) if isinstance(plan, RunPlan) else plan for plan in plans]
         for result in results:
             if isinstance(result, RunOutput):

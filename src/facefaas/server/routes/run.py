@@ -95,7 +95,7 @@ async def run_function(
     """Read the image and parameters, build the one typed request, run it, answer."""
     function = functions.get_function(name)
     deadline = service.deadline()
-    service.pool.refuse_if_full()  # before reading a body the server has no room for
+    service.inference.refuse_if_full()  # before reading a body the server has no room for
     run_input = await read_run_input(request, service.settings)  # body, or SSVM_Fetch / fetch_*
     payload = run_input.payload
     params = merged_params(query, payload.fields)
@@ -153,7 +153,7 @@ async def batch(
 ) -> JSONResponse:
     """Each image gets its own ``status``: one bad image does not fail the others."""
     deadline = service.deadline()
-    service.pool.refuse_if_full()
+    service.inference.refuse_if_full()
     payload = await read_files(request, service.settings.max_body_bytes, what="batch")
     limit = service.settings.max_batch_items
     if len(payload.files) > limit:

@@ -1,0 +1,91 @@
+"""The facefaas HTTP service as a Ray Serve application: ``facefaas.scale.serve:app``.
+
+Two deployments:
+
+- **ingress** (:class:`Ingress`): the same FastAPI app as ``facefaas serve``
+  (:func:`~facefaas.server.app.create_app`, through ``@serve.ingress``): keys, parsing, the
+  typed request, cost planning, the registry, jobs, metrics. Its images go to
+- **detector** (:class:`~.detector.DetectorReplica`): replicas that hold the models they serve
+  (``@serve.multiplexed``) and run them, autoscaled between ``ray_min_replicas`` and
+  ``ray_max_replicas`` on ``ray_target_ongoing_requests``.
+
+``app`` is an application builder: ``serve run facefaas.scale.serve:app`` (settings from
+``FACEFAAS_*``), ``serve run facefaas.scale.serve:app ray_max_replicas=4 data_dir=/data``, or a
+``serve deploy`` config file with ``import_path: facefaas.scale.serve:app`` and ``args:``. Its
+arguments are :class:`~facefaas.settings.Settings` fields (the ``ray_*`` ones are the
+deployment's options); the settings are resolved once, where the application is built, and
+handed to every replica. Every replica must reach the same registry: one ``database_url``
+(PostgreSQL) and model files every node can read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+
+from facefaas.scale.detector import DetectorReplica
+from facefaas.scale.remote import RayInference
+from facefaas.settings import Settings
+
+__all__ = ["DETECTOR", "INGRESS", "Ingress", "app", "build"]
+
+INGRESS = "facefaas"
+DETECTOR = "facefaas-detector"
+
+
+@serve.ingress()
+class Ingress:
+    """The FastAPI app in a Serve replica, its images sent to the detector deployment."""
+
+    def __init__(self, detector: DeploymentHandle[Any], settings: Settings) -> None:
+        self._detector = detector
+        self._settings = settings
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        from facefaas.server.app import create_app
+        from facefaas.server.requestlog import configure_logging
+
+        settings = self._settings
+        configure_logging(settings.log_format, settings.log_level)
+        inference = RayInference(self._detector, retry_after=settings.retry_after)
+        # Several ingress replicas share the store: it is reconciled once, before deploying
+        # (`facefaas serve --ray`), never by a replica while another one takes uploads.
+        return create_app(settings, reconcile=False, inference=inference)
+
+
+def build(settings: Settings) -> Application:
+    """The application of ``settings``: the ingress bound to the detector deployment."""
+    autoscaling: dict[str, Any] = {
+        "min_replicas": settings.ray_min_replicas,
+        "max_replicas": max(settings.ray_max_replicas, settings.ray_min_replicas),
+        "target_ongoing_requests": settings.ray_target_ongoing_requests,
+    }
+    if settings.ray_initial_replicas is not None:
+        autoscaling["initial_replicas"] = settings.ray_initial_replicas
+    detector = serve.deployment(
+        name=DETECTOR,
+        autoscaling_config=autoscaling,
+        max_ongoing_requests=settings.ray_max_ongoing_requests,
+        max_queued_requests=settings.ray_max_queued_requests,
+        ray_actor_options={"num_cpus": settings.ray_replica_cpus},
+    )(DetectorReplica)
+    ingress = serve.deployment(
+        name=INGRESS,
+        num_replicas=settings.ray_ingress_replicas,
+        # The ingress waits on replicas; its own limits (pool, body budget) are the app's.
+        max_ongoing_requests=max(settings.max_connections, 16),
+        ray_actor_options={"num_cpus": 0},
+    )(Ingress)
+    application: Application = ingress.bind(detector.bind(settings), settings)
+    return application
+
+
+def app(args: Mapping[str, Any]) -> Application:
+    """Ray Serve's application builder: ``args`` are :class:`Settings` fields over the
+    ``FACEFAAS_*`` environment of the process that builds the application."""
+    return build(Settings(**dict(args)))
