@@ -23,6 +23,7 @@ __all__ = ["ENV_PREFIX", "Settings", "default_data_dir"]
 ENV_PREFIX = "FACEFAAS_"
 
 MiB = 1024 * 1024
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def default_data_dir() -> Path:
@@ -52,7 +53,10 @@ class Settings(BaseSettings):
     registry is SQLite (WAL) at ``data_dir / "registry.sqlite3"``.
     """
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused redis_url or upload_token must not be echoed in the error.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -115,6 +119,19 @@ class Settings(BaseSettings):
     key_rate_limit: str | None = Field(
         default=None,
         description="per verified key (a key that opens the model it calls); default: rate_limit",
+    )
+    # Counting across processes and replicas (server/redis_link.py, docs/service.md).
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis://[:password@]host:port[/db]: rate limits and uploads in progress are "
+        "counted there, for every process and replica; unset: in this process's memory",
+    )
+    redis_timeout: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="seconds a Redis command may take; past it the count falls back to this "
+        "process for a few seconds",
     )
     upload_token: SecretStr | None = Field(
         default=None, description="token needed to upload models (from the environment only)"
@@ -343,6 +360,17 @@ class Settings(BaseSettings):
 
         Allowlist.parse(value)  # ValueError names a bad entry
         return value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _valid_redis_url(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is None or (isinstance(text, str) and not text.strip()):
+            return None  # FACEFAAS_REDIS_URL= (empty) means no Redis
+        if not isinstance(text, str) or not text.strip().startswith(_REDIS_SCHEMES):
+            # The value may hold a password: never repeat it in the message.
+            raise ValueError(f"redis_url must start with one of {', '.join(_REDIS_SCHEMES)}")
+        return text.strip()
 
     @field_validator("rate_limit", "key_rate_limit")
     @classmethod

@@ -13,11 +13,10 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from facefaas.errors import OverloadedError, RateLimitedError
+from facefaas.errors import OverloadedError
 from facefaas.server.detectors import DetectorCache
 from facefaas.server.inputs import preferred
 from facefaas.server.pool import InferencePool
-from facefaas.server.ratelimit import RateLimiter
 from facefaas.server.usage import UsageBuffer
 from facefaas.settings import Settings
 
@@ -115,32 +114,6 @@ def test_pool_refuses_beyond_threads_plus_queue() -> None:
     assert asyncio.run(scenario()) == [True, "queued"]
     assert pool.pending == 0 and max(pending) == 2
     pool.shutdown()
-
-
-def test_rate_limiter_counts_per_client() -> None:
-    limiter = RateLimiter("2/minute")
-    for _ in range(2):
-        limiter.hit("ip:1")
-    with pytest.raises(RateLimitedError) as raised:
-        limiter.hit("ip:1")
-    assert 1 <= raised.value.retry_after <= 60
-    limiter.hit("ip:2")
-    assert not RateLimiter("").enabled
-    key_a = RateLimiter.key_id("secret-key")
-    assert key_a.startswith("key:") and "secret" not in key_a
-    assert RateLimiter.address_id("1.2.3.4") == "ip:1.2.3.4"
-
-
-def test_verified_keys_have_their_own_limit() -> None:
-    limiter = RateLimiter("1/minute", "3/minute")
-    limiter.hit("ip:1")
-    with pytest.raises(RateLimitedError):
-        limiter.hit("ip:1")
-    key = RateLimiter.key_id("ffu_k")
-    for _ in range(3):
-        limiter.hit(key)
-    with pytest.raises(RateLimitedError):
-        limiter.hit(key)
 
 
 def test_usage_buffer_sums_and_drains() -> None:

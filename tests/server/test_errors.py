@@ -220,9 +220,10 @@ def test_upload_token_missing_is_401_and_wrong_is_403(
 
 
 def test_rate_limit_is_429_with_retry_after(
-    start_server: ServerFactory, blank_png: bytes, new_model: bytes
+    start_server: ServerFactory, blank_png: bytes, new_model: bytes, counter_store: str | None
 ) -> None:
-    limited = start_server(rate_limit="4/minute")
+    # Counted in this process's memory, then in Redis (tests/server/test_shared_limits.py).
+    limited = start_server(rate_limit="4/minute", redis_url=counter_store)
     with httpx.Client(base_url=limited.url, timeout=30) as http:
         created = upload(http, new_model, private=True)  # the address's first request
         statuses = [

@@ -74,4 +74,9 @@ def serve(**flags: Any) -> None:
 
     click.echo(f"facefaas serving at {settings.url}  (API docs: {settings.url}/docs)")
     click.echo(f"registry: {settings.data_dir}", err=True)
+    if settings.redis_url is not None:  # from the environment only: it may hold a password
+        from facefaas.server.redis_link import redact_url
+
+        shown = redact_url(settings.redis_url.get_secret_value())
+        click.echo(f"rate limits counted in Redis at {shown}", err=True)
     run_server(settings)

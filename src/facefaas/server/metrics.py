@@ -16,7 +16,10 @@ so it must not tell which private models exist or how much they are used.
 - ``facefaas_inference_pending``: gauge of inference jobs running or queued;
 - ``facefaas_http_responses_total{status}`` and ``facefaas_http_errors_total{status}``;
 - ``facefaas_process_resident_memory_bytes``: resident memory per worker (``pid`` label in
-  multiprocess mode), plus the standard ``process_*`` metrics in single-process mode.
+  multiprocess mode), plus the standard ``process_*`` metrics in single-process mode;
+- ``facefaas_redis_errors_total{use}``: Redis commands that failed, by what they counted
+  (``rate_limit``, ``uploads_in_progress``, ``health``); each fell back to this process
+  (:mod:`facefaas.server.redis_link`).
 """
 
 from __future__ import annotations
@@ -99,6 +102,12 @@ class Metrics:
             ["status"],
             registry=registry,
         )
+        self.redis_errors = Counter(
+            "facefaas_redis_errors",
+            "Redis commands that failed (the count fell back to this process), by use.",
+            ["use"],
+            registry=registry,
+        )
         self.memory = Gauge(
             "facefaas_process_resident_memory_bytes",
             "Resident memory of the worker process.",
@@ -122,6 +131,9 @@ class Metrics:
         label = PRIVATE_LABEL if private else model
         self.inference_seconds.labels(label, function).observe(seconds)
         self.faces_per_image.labels(label).observe(faces)
+
+    def redis_error(self, use: str) -> None:
+        self.redis_errors.labels(use).inc()
 
     def update_memory(self) -> None:
         self.memory.set(resident_memory_bytes())

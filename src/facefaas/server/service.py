@@ -37,9 +37,11 @@ from facefaas.server.admission import RunPlan, plan_batch, plan_run
 from facefaas.server.detectors import DetectorCache
 from facefaas.server.imports import ImportJob, ImportLimits, ImportWorkers
 from facefaas.server.inference import Inference, LocalInference
+from facefaas.server.inprogress import UploadsInProgress
 from facefaas.server.metrics import Metrics
 from facefaas.server.pool import InferencePool
 from facefaas.server.ratelimit import RateLimiter
+from facefaas.server.redis_link import RedisLink
 from facefaas.server.runner import RunOutput
 from facefaas.server.usage import UsageBuffer
 from facefaas.settings import Settings
@@ -80,7 +82,19 @@ class Service:
     def __init__(self, settings: Settings, *, inference: Inference | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics(settings.metrics_dir)
-        self.limiter = RateLimiter(settings.rate_limit, settings.key_rate_limit)
+        # Counts shared by every process and replica, when there is a Redis (docs/service.md,
+        # "Counting across processes"); the pool, caches and body budget below are this
+        # process's own resources and stay counted here.
+        self.redis = (
+            RedisLink(
+                settings.redis_url.get_secret_value(),
+                timeout=settings.redis_timeout,
+                on_error=self.metrics.redis_error,
+            )
+            if settings.redis_url is not None
+            else None
+        )
+        self.limiter = RateLimiter(settings.rate_limit, settings.key_rate_limit, redis=self.redis)
         self.pool = InferencePool(
             settings.inference_threads,
             settings.queue_size,
@@ -120,7 +134,10 @@ class Service:
             bytes=settings.upload_quota_bytes,
             storage_bytes=settings.storage_bytes,
         )
-        self._creating: set[tuple[str, str]] = set()  # (owner, Idempotency-Key) in progress
+        # A mark outlives the longest import it guards, not a killed process for long.
+        self.uploads_in_progress = UploadsInProgress(
+            self.redis, ttl=settings.import_wall_seconds + settings.request_timeout
+        )
         self._registry: Registry | None = None
         self.ready = False
         self.provider: str | None = None
@@ -153,6 +170,8 @@ class Service:
         )
         if reconcile:
             await run_in_threadpool(self._registry.reconcile)
+        if self.redis is not None:
+            log.info("rate limits and uploads in progress counted in Redis at %s", self.redis.shown)
         self._drain_on_sigterm()
         self._tasks = [
             asyncio.create_task(self._load_default()),
@@ -176,6 +195,8 @@ class Service:
         await run_in_threadpool(self.imports.close)
         if self._registry is not None:
             self._registry.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         self.metrics.close()
 
     async def _load_default(self) -> None:
@@ -357,14 +378,12 @@ class Service:
         issued again) without importing anything; the same key while its first request is still
         in progress is a 409. Returns the model and the import's warnings.
         """
-        key = (creation.owner, creation.idempotency_key or "")
-        if creation.idempotency_key is not None:
-            if key in self._creating:
-                raise IdempotencyConflictError(
-                    "a request with this Idempotency-Key is in progress; retry when it is done",
-                    retry_after=self.settings.retry_after,
-                )
-            self._creating.add(key)
+        key = creation.idempotency_key
+        if key is not None and not await self.uploads_in_progress.begin(creation.owner, key):
+            raise IdempotencyConflictError(
+                "a request with this Idempotency-Key is in progress; retry when it is done",
+                retry_after=self.settings.retry_after,
+            )
         try:
             replayed = await run_in_threadpool(self.registry.replay, creation)
             if replayed is not None:
@@ -384,7 +403,8 @@ class Service:
                 )
             )
         finally:
-            self._creating.discard(key)
+            if key is not None:
+                await self.uploads_in_progress.end(creation.owner, key)
         return created, list(imported.warnings)
 
     async def replace_model(self, record: ModelRecord, upload: ModelUpload) -> ModelRecord:

@@ -89,7 +89,7 @@ async def rate_limited(request: Request, service: ServiceDep, keys: Keys) -> Non
         if record is not None:
             verified = verified_key(record, keys)
     address = request.client.host if request.client else None
-    limiter.hit(limiter.key_id(verified) if verified else limiter.address_id(address))
+    await limiter.hit(limiter.key_id(verified) if verified else limiter.address_id(address))
 
 
 async def usable_model(

@@ -28,15 +28,25 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Ready", responses={503: {"description": "not ready yet"}})
 async def readyz(service: ServiceDep) -> Response:
-    """200 once the registry is open and the default model is loaded, else 503."""
+    """200 once the registry is open and the default model is loaded, else 503.
+
+    With ``redis_url`` set, ``"redis"`` says whether Redis answers (``"ok"``, ``"unreachable"``);
+    an unreachable Redis does not make the process unready: its counts fall back to this
+    process (:mod:`facefaas.server.redis_link`), and one Redis down must not take every replica
+    out of service."""
     if not service.ready:
         return problem_response(
             503, "the default model is not loaded yet", code="not-ready",
             headers={"Retry-After": "1"}, retry_after=1,
         )  # fmt: skip
-    return JSONResponse(
-        {"status": "ready", "default_model": DEFAULT_MODEL, "provider": service.provider}
-    )
+    body: dict[str, str | None] = {
+        "status": "ready",
+        "default_model": DEFAULT_MODEL,
+        "provider": service.provider,
+    }
+    if service.redis is not None:
+        body["redis"] = "ok" if await service.redis.ping() else "unreachable"
+    return JSONResponse(body)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
