@@ -64,6 +64,13 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
+    shared_files: Literal["auto", "local", "database"] = Field(
+        default="auto",
+        description="where model files, job inputs and job results live: 'local' (the data "
+        "folder), 'database' (the registry's database, so every replica on every machine reads "
+        "them; the data folder is a cache); 'auto': database when database_url is set (not "
+        "SQLite), else local",
+    )  # fmt: skip
 
     max_body_bytes: int = Field(
         default=32 * MiB, ge=1024, description="largest request body for images"

@@ -32,7 +32,7 @@ def _open(data_dir: Path | None, database_url: str | None) -> Any:
     if database_url:
         overrides["database_url"] = database_url
     settings = Settings(**overrides)
-    return Registry.open(settings.data_dir, settings.database_url)
+    return Registry.open(settings.data_dir, settings.database_url, settings.shared_files)
 
 
 @click.command("list")

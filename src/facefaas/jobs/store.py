@@ -1,4 +1,18 @@
-"""`JobStore`: jobs and their items in the registry's database, their files in the data folder.
+"""`JobStore`: jobs and their items in the registry's database, their files in the data folder
+or, with shared files (:mod:`facefaas.registry.blobs`), in the database as well.
+
+Files
+-----
+A job's uploaded inputs and its results are files of the job. In the data folder
+(``jobs/<id>/inputs/<index>``, ``jobs/<id>/results/<name>``) by default; with a
+:class:`~facefaas.registry.blobs.BlobStore` (``shared_files``, the default on PostgreSQL) they
+are blobs owned by the job (``inputs/<index>``, ``results/<name>``), so a job submitted through
+one replica is run by whichever worker claims it and its results are read through any replica.
+Inputs are written in the transaction that creates the job's rows. Either way they live as long
+as the job: the sweep that deletes an expired job's rows deletes its files (its blobs in the same
+transaction); a job's blobs also carry an expiry no later than the latest moment the job itself
+can expire (``created + 2 x lifetime + RUNNING_GRACE_MS``), so a result written after its job was
+swept is deleted too.
 
 Claiming (several workers, one queue, no item done twice)
 ---------------------------------------------------------
@@ -49,6 +63,7 @@ from sqlalchemy.engine import Connection, Engine
 from facefaas.errors import JobNotFoundError
 from facefaas.jobs import webhooks
 from facefaas.jobs.tables import create_tables, job_items, jobs
+from facefaas.registry.blobs import BlobStore
 
 __all__ = ["ClaimedItem", "DueWebhook", "JobInput", "JobStore", "NewJob", "hash_token"]
 
@@ -60,6 +75,7 @@ RUNNING_GRACE_MS = 86_400_000  # an unfinished job is kept a day past its lifeti
 MAX_ERRORS_SHOWN = 100
 MAX_BACKOFF_S = 600.0
 ORPHAN_AGE_MS = 3_600_000
+BLOB_PREFIX = "blob:"  # an item's input_path naming a blob of its job, not a file
 
 
 def hash_token(token: str) -> str:
@@ -120,9 +136,11 @@ class JobStore:
         *,
         webhook_retry_seconds: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.engine = engine
         self.root = Path(data_dir) / "jobs"
+        self.blobs = blobs  # None: files in the data folder (module docstring)
         self.webhook_retry_seconds = webhook_retry_seconds
         self._clock = clock
         self._sqlite = engine.dialect.name == "sqlite"
@@ -146,6 +164,9 @@ class JobStore:
 
     def write_result(self, job_id: str, name: str, data: bytes) -> None:
         """Write a result file atomically (a redone item replaces it whole, never half)."""
+        if self.blobs is not None:
+            self._write_result_blob(self.blobs, job_id, name, data)
+            return
         folder = self.job_dir(job_id) / "results"
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
@@ -158,6 +179,48 @@ class JobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _write_result_blob(self, blobs: BlobStore, job_id: str, name: str, data: bytes) -> None:
+        with self.engine.begin() as conn:
+            job = conn.execute(
+                sa.select(jobs.c.created_at_ms, jobs.c.lifetime_ms).where(jobs.c.id == job_id)
+            ).first()
+            if job is None:  # swept meanwhile: nobody can read it
+                log.info("job %s is gone; its result %s is not kept", job_id, name)
+                return
+            expires = job.created_at_ms + 2 * job.lifetime_ms + RUNNING_GRACE_MS
+            blobs.add(
+                conn, job_id, {f"results/{name}": data},
+                kind="job-result", expires_at_ms=expires, replace=True,
+            )  # fmt: skip
+
+    def read_result(self, job_id: str, name: str) -> bytes:
+        """A result file's bytes. Raises JobNotFoundError when it is gone."""
+        if self.blobs is not None:
+            data = self.blobs.read(job_id, f"results/{name}")
+        else:
+            try:
+                data = self.result_file(job_id, name).read_bytes()
+            except FileNotFoundError:
+                data = None
+        if data is None:
+            raise JobNotFoundError(f"the result {name!r} of this job is gone")
+        return data
+
+    def read_input(self, item: ClaimedItem) -> bytes | None:
+        """The uploaded image of ``item``, or ``None`` when its input is a URL. Raises
+        JobNotFoundError when it is gone (the job expired)."""
+        if item.input_path is None:
+            return None
+        if item.input_path.startswith(BLOB_PREFIX) and self.blobs is not None:
+            data = self.blobs.read(item.job_id, item.input_path.removeprefix(BLOB_PREFIX))
+            if data is None:
+                raise JobNotFoundError("this job's input is gone (the job expired)")
+            return data
+        try:
+            return Path(item.input_path).read_bytes()
+        except FileNotFoundError:
+            raise JobNotFoundError("this job's input is gone (the job expired)") from None
 
     # -- creating and reading ----------------------------------------------------------------
 
@@ -173,10 +236,14 @@ class JobStore:
         lifetime_ms = int(job.lifetime * 1000)
         folder = self.job_dir(job_id) / "inputs"
         rows: list[dict[str, Any]] = []
+        shared: dict[str, bytes] = {}  # blob name -> bytes, with shared files
         try:
             for index, item in enumerate(inputs):
                 path = None
-                if item.data is not None:
+                if item.data is not None and self.blobs is not None:
+                    shared[f"inputs/{index}"] = item.data
+                    path = f"{BLOB_PREFIX}inputs/{index}"
+                elif item.data is not None:
                     folder.mkdir(parents=True, exist_ok=True)
                     (folder / str(index)).write_bytes(item.data)
                     path = str(folder / str(index))
@@ -197,6 +264,11 @@ class JobStore:
                 )  # fmt: skip
                 if rows:
                     conn.execute(job_items.insert(), rows)
+                if self.blobs is not None:
+                    self.blobs.add(
+                        conn, job_id, shared, kind="job-input",
+                        expires_at_ms=now + 2 * lifetime_ms + RUNNING_GRACE_MS,
+                    )  # fmt: skip
         except BaseException:
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             raise
@@ -540,8 +612,12 @@ class JobStore:
             with self.engine.begin() as conn:
                 conn.execute(job_items.delete().where(job_items.c.job_id == job_id))
                 conn.execute(jobs.delete().where(jobs.c.id == job_id))
+                if self.blobs is not None:
+                    self.blobs.delete(conn, job_id)
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
         self._sweep_orphan_folders(now)
+        if self.blobs is not None:
+            self.blobs.sweep()  # results written after their job was swept
         if expired:
             log.info("swept %d expired jobs", len(expired))
         return len(expired)

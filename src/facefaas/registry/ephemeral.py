@@ -122,9 +122,15 @@ class EphemeralStore:
             sa.literal(key, sa.String), sa.literal(value, sa.Text),
             sa.literal(size, sa.Integer), sa.literal(self._expiry_ms(), sa.BigInteger),
         ).where(live < self.max_values)  # fmt: skip
-        statement = table.insert().from_select(["key", "value", "bytes", "expires_at_ms"], row)
+        statement = (
+            table.insert()
+            .from_select(["key", "value", "bytes", "expires_at_ms"], row)
+            .returning(table.c.key)
+        )
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... SELECT, so a value kept on
+        # PostgreSQL read as refused and was inserted again (a 500 on every POST).
         with self.engine.begin() as conn:
-            return conn.execute(statement).rowcount == 1
+            return conn.execute(statement).first() is not None
 
     def get(self, key: str) -> str:
         """The JSON text kept under ``key`` (404 when there is none or it expired)."""

@@ -9,6 +9,15 @@ is never lost. Models with the same weights share one folder; writing a folder a
 row, and counting a folder's rows and removing it, hold one file lock (``.store.lock``), so one
 model's deletion can never remove the files of another's upload in progress.
 
+With shared files (``shared_files``: the default on PostgreSQL) the bundles live in the database
+too (:mod:`~facefaas.registry.blobs`): published in the transaction that commits the model's row,
+so a model is callable through every replica the moment its row is visible, and deleted in the
+transaction that finds their digest unused, under a row lock on their blobs (the file lock only
+covers one data folder; the row lock covers every machine). A replaced or deleted model reaches
+every process at once without any notification: each request reads the model's row (``get``), a
+deleted model is a 404 there, and a replaced one has a new ``sha256``, the key of both the local
+bundle folder and the service's detector cache.
+
 Ids are random (:func:`~facefaas.registry.records.new_model_id`). An upload's row in ``uploads``
 (committed in the same transaction as the model) records its owner and size, for quotas, and a
 hash of its ``Idempotency-Key``: a retry of a request whose answer was lost finds the model
@@ -46,6 +55,7 @@ from facefaas.models.bundle import MANIFEST_FILE
 from facefaas.models.manifest import ModelManifest
 from facefaas.models.weights import MtcnnWeights
 from facefaas.registry import keys
+from facefaas.registry.blobs import BlobStore, SharedFiles, uses_database
 from facefaas.registry.permissions import private_folder, private_sqlite_file
 from facefaas.registry.records import (
     CreatedModel,
@@ -122,14 +132,18 @@ class Registry:
         self.store = store
 
     @classmethod
-    def open(cls, data_dir: Path, database_url: str | None = None) -> Registry:
-        """Open (creating as needed) the registry of ``data_dir``; see ``Settings.database_url``."""
+    def open(
+        cls, data_dir: Path, database_url: str | None = None, shared_files: SharedFiles = "auto"
+    ) -> Registry:
+        """Open (creating as needed) the registry of ``data_dir``; see ``Settings.database_url``
+        and ``Settings.shared_files`` (bundles in the database: :mod:`.blobs`)."""
         private_folder(data_dir)
         url = database_url or f"sqlite:///{(data_dir / 'registry.sqlite3').resolve()}"
         private_sqlite_file(url)
         engine = make_engine(url)
         create_schema(engine)
-        registry = cls(engine, ModelStore(data_dir / "models"))
+        blobs = BlobStore(engine) if uses_database(shared_files, database_url) else None
+        registry = cls(engine, ModelStore(data_dir / "models", blobs))
         registry._ensure_builtins()
         return registry
 
@@ -174,12 +188,14 @@ class Registry:
             return [_record(row) for row in conn.execute(query).mappings()]
 
     def bundle_path(self, record: ModelRecord) -> Path:
-        """The bundle folder holding the record's weights. Raises ModelNotFoundError if gone."""
+        """The bundle folder holding the record's weights (materialized from the database on
+        first use, with shared files). Raises ModelNotFoundError if gone."""
         if record.builtin:
             return BUILTIN_MODELS[record.id]
-        if not self.store.has(record.sha256):
+        folder = self.store.fetch(record.sha256)
+        if folder is None:
             raise ModelNotFoundError(f"model {record.id!r}: its files are missing from the store")
-        return self.store.path(record.sha256)
+        return folder
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -262,6 +278,7 @@ class Registry:
             model_id = new_model_id()
             try:
                 with self.engine.begin() as conn:
+                    self.store.publish(conn, sha256)  # visible with the row, never before
                     conn.execute(models.insert().values(id=model_id, **values))
                     if creation is not None:
                         conn.execute(
@@ -386,6 +403,7 @@ class Registry:
                 if description is not None:
                     changes["description"] = description
                 with self.engine.begin() as conn:
+                    self.store.publish(conn, sha256)
                     result = conn.execute(
                         models.update().where(models.c.id == model_id).values(**changes)
                     )
@@ -465,7 +483,8 @@ class Registry:
         """
         records = [r for r in self.list() if not r.builtin]
         removed = self.store.clean({r.sha256 for r in records})
-        missing = [r.id for r in records if not self.store.has(r.sha256)]
+        self._publish_local(records)
+        missing = [r.id for r in records if self.store.fetch(r.sha256) is None]
         for model_id in missing:
             log.error("registry: model %s has no files in %s", model_id, self.store.root)
         return Reconciliation(removed=removed, missing=missing)
@@ -521,15 +540,29 @@ class Registry:
             raise ModelNotFoundError(f"no model with id {model_id!r}")
 
     def _drop_if_unused(self, sha256: str) -> None:
-        with self.engine.connect() as conn:
+        with self.engine.begin() as conn:
+            self.store.lock(conn, sha256)  # an upload of the same weights waits, or we do
             query = (
                 sa.select(sa.func.count())
                 .select_from(models)
                 .where(models.c.sha256 == sha256, models.c.builtin.is_(False))
             )
             users = conn.execute(query).scalar_one()
+            if users == 0:
+                self.store.forget(conn, sha256)
         if users == 0 and self.store.has(sha256):
             self.store.remove(sha256)
+
+    def _publish_local(self, records: Sequence[ModelRecord]) -> None:
+        """Shared files switched on for a registry that kept its bundles in the data folder:
+        copy each one the database lacks into it (once, at startup)."""
+        if self.store.blobs is None:
+            return
+        for sha256 in sorted({r.sha256 for r in records}):
+            if self.store.has(sha256) and not self.store.published(sha256):
+                with self.engine.begin() as conn:
+                    self.store.publish(conn, sha256)
+                log.info("registry: copied the bundle %s into the database", sha256)
 
     def _put(self, weights: MtcnnWeights | Mapping[str, bytes], manifest: ModelManifest) -> str:
         """Store the weights (if not stored yet) and sync the store's folder entry."""

@@ -81,7 +81,7 @@ def edge_config(settings: Settings, app: Any, **kwargs: Any) -> EdgeConfig:
 def _prepare_workers(settings: Settings) -> Settings:
     from facefaas.registry import Registry
 
-    registry = Registry.open(settings.data_dir, settings.database_url)
+    registry = Registry.open(settings.data_dir, settings.database_url, settings.shared_files)
     try:
         registry.reconcile()
     finally:

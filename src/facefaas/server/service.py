@@ -166,7 +166,7 @@ class Service:
                 wanted[0] if len(wanted) == 1 else wanted, onnxruntime.get_available_providers()
             )
         self._registry = await run_in_threadpool(
-            Registry.open, settings.data_dir, settings.database_url
+            Registry.open, settings.data_dir, settings.database_url, settings.shared_files
         )
         if reconcile:
             await run_in_threadpool(self._registry.reconcile)

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facefaas import functions
@@ -265,8 +265,7 @@ def _line(store: JobStore, job_id: str, item: dict[str, Any]) -> bytes:
     if state == "done":
         result = item["result"] or {}
         if result.get("media_type") == "application/json":
-            path = store.result_file(job_id, result["file"])
-            line["result"] = json.loads(path.read_bytes())
+            line["result"] = json.loads(store.read_result(job_id, result["file"]))
         else:
             line["result"] = {
                 "media_type": result.get("media_type"),
@@ -332,7 +331,7 @@ def _zip(store: JobStore, job_id: str) -> bytes:
             lines.append(_line(store, job_id, item))
             result = item["result"]
             if item["state"] == "done" and result:
-                archive.write(store.result_file(job_id, result["file"]), result["file"])
+                archive.writestr(result["file"], store.read_result(job_id, result["file"]))
         archive.writestr("results.jsonl", b"".join(lines))
     return buffer.getvalue()
 
@@ -345,4 +344,5 @@ async def result_file(job_id: str, index: int, token: Token, service: ServiceDep
     if not items or items[0]["idx"] != index or items[0]["state"] != "done":
         raise JobNotFoundError(f"no result for image {index} of this job (yet)")
     result = items[0]["result"]
-    return FileResponse(store.result_file(job_id, result["file"]), media_type=result["media_type"])
+    data = await run_in_threadpool(store.read_result, job_id, result["file"])
+    return Response(data, media_type=result["media_type"])
