@@ -1,6 +1,7 @@
 #!/bin/sh
-# Make PostgreSQL's server tools (initdb, pg_ctl) available for tests/server/test_postgres.py,
-# which starts a throwaway cluster in a temporary folder. Installs Debian's postgresql when the
+# Make PostgreSQL's server tools (initdb, pg_ctl) available for the tests that run on PostgreSQL
+# (the registry and jobs suites, tests/server/test_postgres.py): tests/throwaway_servers.py starts
+# one throwaway cluster per test session in a temporary folder. Installs Debian's postgresql when the
 # tools are missing (as root); elsewhere it only warns and those tests skip, saying why.
 set -eu
 

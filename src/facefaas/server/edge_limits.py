@@ -19,6 +19,9 @@ A response that starts before its request's body was read to the end carries
 client that hangs up in the middle of its body gets (in the log and the metrics) a 400, not the
 500 of an unhandled ``ClientDisconnect``. Requests without a body (no ``Content-Length`` or
 ``Transfer-Encoding``) pass untouched.
+
+The budget is per process on purpose (never in Redis): it bounds the bytes this process holds
+in its own memory.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ error. Both answers are ``application/problem+json`` with ``Connection: close``.
 
 :class:`EdgeConfig` is the uvicorn ``Config`` that carries these settings to the protocol; being
 a module-level class, it reaches worker processes too. Bodies are bounded by
-:mod:`facefaas.server.edge_limits`, once the app reads them.
+:mod:`facefaas.server.edge_limits`, once the app reads them. Connections are counted per process
+on purpose (never in Redis): each one holds this process's sockets and memory.
 """
 
 from __future__ import annotations

@@ -23,6 +23,10 @@ limit a :class:`~facefaas.errors.TooLargeError` (413, ``unit`` ``"bytes of memor
 CPU limit a 413 (``unit`` ``"CPU seconds"``), past the wall-clock limit a 503 (the machine is
 busy; the file may import later). An importer that fails in an unexpected way is logged and
 answered 422, never 500.
+
+``workers`` and ``queue_size`` count this process's imports on purpose (never in Redis): they
+bound its own children, CPU and memory. What an owner may keep (quotas) is counted in the
+registry's database, shared by every process.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ job times), and so is one whose deadline passes while it waits. Refusing early, 
 is what keeps the useful throughput up past saturation.
 
 Admission is decided on the event loop's thread, so it needs no lock.
+
+Threads, queue and memory budget are counted in this process on purpose, also when
+``redis_url`` shares other counts across the fleet: they bound this process's own CPU and
+memory, which no other process can use or free (docs/service.md, "Counting across processes").
 """
 
 from __future__ import annotations

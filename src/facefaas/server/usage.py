@@ -3,6 +3,7 @@
 Writing one row update per request would serialise every request on the database; instead each
 worker sums its counts and the service flushes them every few seconds (and before answering a
 request that shows usage). A kill loses at most those few seconds of counts, never a model.
+The sums are added in the database (``col = col + n``), so every process's counts add up there.
 """
 
 from __future__ import annotations
