@@ -51,12 +51,33 @@ __all__ = ["serve"]
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[info]."
 )
+@click.option(
+    "--ray", "on_ray", is_flag=True,
+    help="Serve on Ray Serve: detector replicas that hold the models they serve "
+    "(facefaas.scale.serve; the ray extra).",
+)  # fmt: skip
+@click.option(
+    "--replicas", type=int, help="With --ray: detector replicas [FACEFAAS_RAY_MIN_REPLICAS; 1]."
+)
+@click.option(
+    "--max-replicas", type=int, help="With --ray: autoscale up to this many [--replicas or 2]."
+)
+@click.option(
+    "--ray-address", help="With --ray: join this Ray cluster ('auto': the local one) [start one]."
+)
 def serve(**flags: Any) -> None:
     """Run the HTTP service: the built-in model, the registry, the web page at /."""
     from pydantic import ValidationError
 
     from facefaas.settings import Settings
 
+    on_ray, replicas, most = flags.pop("on_ray"), flags.pop("replicas"), flags.pop("max_replicas")
+    if not on_ray and (replicas or most or flags["ray_address"]):
+        raise click.UsageError("--replicas, --max-replicas and --ray-address go with --ray")
+    if replicas is not None:
+        flags["ray_min_replicas"] = replicas
+    if replicas is not None or most is not None:
+        flags["ray_max_replicas"] = max(n for n in (replicas, most) if n is not None)
     overrides = {name: value for name, value in flags.items() if value not in (None, ())}
     if "cors_origins" in overrides:
         overrides["cors_origins"] = list(overrides["cors_origins"])
@@ -69,6 +90,13 @@ def serve(**flags: Any) -> None:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise click.UsageError(problems) from None
+
+    if on_ray:
+        from facefaas.scale.local import serve_on_ray
+
+        click.echo(f"registry: {settings.data_dir}", err=True)
+        serve_on_ray(settings, announce=click.echo)
+        return
 
     from facefaas.server.main import serve as run_server
 

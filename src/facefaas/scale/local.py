@@ -1,0 +1,69 @@
+"""`serve_on_ray`: ``facefaas serve --ray``, the Ray Serve application started from a shell.
+
+It starts a Ray instance of its own on this machine (or joins ``ray_address``), deploys
+:func:`.serve.build` with the HTTP proxy on ``host:port``, says where it listens, and on Ctrl+C
+or SIGTERM takes the application down again: the whole Ray instance when it started it, only
+its application when it joined a cluster. The model store is reconciled once, before any
+replica starts, as ``facefaas serve --workers N`` does.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from facefaas.settings import Settings
+
+__all__ = ["APP_NAME", "serve_on_ray"]
+
+APP_NAME = "facefaas"
+
+
+def serve_on_ray(settings: Settings, announce: Callable[[str], None] = print) -> None:
+    """Serve until SIGINT or SIGTERM (blocking); ``announce`` gets the lines for the user."""
+    import ray
+    from ray import serve
+
+    from facefaas.registry import Registry
+    from facefaas.scale.serve import build
+
+    registry = Registry.open(settings.data_dir, settings.database_url)
+    try:
+        registry.reconcile()
+    finally:
+        registry.close()
+    own = settings.ray_address is None
+    ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False)
+    # After ray.init, which installs handlers of its own for the driver.
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, on_signal)
+    try:
+        serve.start(http_options={"host": settings.host, "port": settings.port})
+        serve.run(build(settings), name=APP_NAME, route_prefix="/", blocking=False)
+        most = max(settings.ray_max_replicas, settings.ray_min_replicas)
+        announce(
+            f"facefaas on Ray Serve at {settings.url}  (API docs: {settings.url}/docs); "
+            f"{settings.ray_min_replicas}-{most} detector replicas, "
+            f"{settings.ray_models_per_replica} models each"
+        )
+        while not stop.wait(0.5):
+            pass
+        announce("stopping")
+    finally:
+        try:
+            if own:
+                serve.shutdown()  # type: ignore[no-untyped-call]
+            else:
+                serve.delete(APP_NAME)
+        finally:
+            ray.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
