@@ -20,7 +20,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -90,6 +90,20 @@ class Tally:
     skipped: int = 0
     failed: int = 0
     faces: int = 0
+
+
+@dataclass(frozen=True)
+class Computed:
+    """One image's results before they are written: its JSON record, Pillow's name of its
+    format, and its encoded picture (``None`` when the run writes none)."""
+
+    record: dict[str, Any]
+    decoded_format: str | None
+    picture: bytes | None
+
+
+Results = Callable[[list[Item]], Iterator[tuple[Item, "Computed | str"]]]
+"""Computes the items to do, yielding each with its results or its error message, in order."""
 
 
 def collect_inputs(paths: tuple[str, ...], *, recursive: bool) -> tuple[list[Item], list[str]]:
@@ -282,12 +296,30 @@ def _remote_backend(
     help="Admit this private network or host name when fetching a URL (repeatable; adds to "
     "env FACEFAAS_FETCH_ALLOW).",
 )  # fmt: skip
+@click.option(
+    "--ray", "on_ray", is_flag=True,
+    help="Run on Ray Data: a pool of detector actors (the ray extra); also reads URI prefixes "
+    "such as file:// or s3://.",
+)  # fmt: skip
+@click.option(
+    "--ray-address", metavar="ADDRESS",
+    help="With --ray: the cluster to use (auto, HOST:PORT, ray://...) [a local Ray for the run].",
+)  # fmt: skip
+@click.option(
+    "--ray-actors", type=click.IntRange(min=1),
+    help="With --ray: detector actors [the cluster's CPUs / --ray-actor-cpus].",
+)  # fmt: skip
+@click.option(
+    "--ray-actor-cpus", type=click.FloatRange(min=0, min_open=True),
+    help="With --ray: CPUs per actor, and its detector's threads [1].",
+)  # fmt: skip
 def detect(
     paths: tuple[str, ...], output: Path | None, as_json: bool, as_jsonl: bool, render: str,
     color: str | None, min_size: float | None, thresholds: str | None, factor: float | None,
     threshold: float | None, nms_threshold: float | None, input_size: int | None,
     landmarks: bool, scores: bool, recursive: bool, skip_existing: bool, model: str | None,
-    remote: str | None, api_key: str | None, fetch_allow: tuple[str, ...],
+    remote: str | None, api_key: str | None, fetch_allow: tuple[str, ...], on_ray: bool,
+    ray_address: str | None, ray_actors: int | None, ray_actor_cpus: float | None,
 ) -> None:  # fmt: skip
     """Detect faces in images, folders, URLs (PATH) or stdin (-).
 
@@ -297,6 +329,12 @@ def detect(
     or .png is the picture of the one image given.
     """
     _check_usage(paths, output, as_json, as_jsonl, render, skip_existing)
+    ray_options = {"ray_address": ray_address, "ray_actors": ray_actors,
+                   "ray_actor_cpus": ray_actor_cpus}  # fmt: skip
+    if on_ray or any(ray_options.values()):
+        from facefaas.cli.detect_ray import check_ray_usage, ray_inputs
+
+        check_ray_usage(paths, on_ray, remote, ray_options)
     request = _request(render, landmarks=landmarks, scores=scores, color=color)
     given = _given_params({
         "min_size": min_size, "thresholds": thresholds, "factor": factor,
@@ -309,7 +347,10 @@ def detect(
             Allowlist.parse(fetch_allow)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--fetch-allow") from None
-    items, problems = collect_inputs(paths, recursive=recursive)
+    if on_ray:
+        items, problems = ray_inputs(paths, recursive=recursive)
+    else:
+        items, problems = collect_inputs(paths, recursive=recursive)
     for problem in problems:
         click.echo(problem, err=True)
     if not items:
@@ -320,24 +361,26 @@ def detect(
         output = None
     from facefaas.errors import FacefaasError
 
-    closer: Any = None
-    try:
-        if remote:
-            backend, closer = _remote_backend(remote, api_key, model, given)
-        else:
-            backend = _local_backend(model, given)
-    except FacefaasError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        raise SystemExit(EXIT_NOTHING_DONE) from None
-    runner = _Runner(
-        backend, output, as_json, as_jsonl, request, skip_existing, picture_file=picture_file,
-        fetch_allow=tuple(fetch_allow),
-    )  # fmt: skip
-    try:
-        tally = runner.run(items, remote=bool(remote))
-    finally:
-        if closer is not None:
-            closer.close()
+    results: Results | None = None
+    with ExitStack() as stack:
+        try:
+            if remote:
+                backend, closer = _remote_backend(remote, api_key, model, given)
+                stack.callback(closer.close)
+            elif on_ray:
+                backend = _no_backend
+            else:
+                backend = _local_backend(model, given)
+        except FacefaasError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            raise SystemExit(EXIT_NOTHING_DONE) from None
+        runner = _Runner(
+            backend, output, as_json, as_jsonl, request, skip_existing,
+            picture_file=picture_file, fetch_allow=tuple(fetch_allow),
+        )  # fmt: skip
+        if on_ray:
+            results = _ray_results(stack, runner, items, model, given, ray_options)
+        tally = runner.run(items, remote=bool(remote), results=results)
     tally.failed += len(problems)
     total = len(items) + len(problems)
     if output is not None and total > 1:
@@ -348,6 +391,31 @@ def detect(
     if tally.done == 0:
         raise SystemExit(EXIT_NOTHING_DONE)
     raise SystemExit(EXIT_SOME_FAILED if tally.failed else EXIT_OK)
+
+
+def _no_backend(data: bytes, decoded: Any) -> Any:
+    raise AssertionError("--ray computes on Ray")  # never called: the runner has results
+
+
+def _ray_results(
+    stack: ExitStack, runner: _Runner, items: list[Item], model: str | None,
+    given: dict[str, Any], ray_options: dict[str, Any],
+) -> Results:  # fmt: skip
+    """The results of a --ray run (:mod:`facefaas.cli.detect_ray`); the model is read here."""
+    from facefaas.cli.detect_ray import ray_results
+    from facefaas.errors import FacefaasError
+
+    urls = any(item.url and item.url.lower().startswith(URL_SCHEMES) for item in items)
+    try:
+        return ray_results(
+            stack, runner.request, model=model, given=given,
+            picture_format=runner.picture_format, address=ray_options["ray_address"],
+            actors=ray_options["ray_actors"], cpus_per_actor=ray_options["ray_actor_cpus"],
+            policy=runner._policy() if urls else None,
+        )  # fmt: skip
+    except FacefaasError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(EXIT_NOTHING_DONE) from None
 
 
 def _picture_file(
@@ -414,9 +482,41 @@ class _Runner:
         self.fetch_allow = fetch_allow  # --fetch-allow: CIDRs and host names admitted
         self.policy: Any = None
 
-    def run(self, items: list[Item], *, remote: bool) -> Tally:
+    def run(self, items: list[Item], *, remote: bool, results: Results | None = None) -> Tally:
+        """Every item, computed here one by one or by ``results`` (``--ray``), and written."""
         from tqdm import tqdm
 
+        tally = Tally()
+        show_bar = len(items) > 1 and sys.stderr.isatty()
+        bar = tqdm(total=len(items), disable=not show_bar, unit="img", file=sys.stderr)
+        with bar, self._jsonl_sink() as (sink, already_done):
+            todo = []
+            for item in items:
+                if self.skip_existing and self._outputs_exist(item, already_done):
+                    tally.done += 1
+                    tally.skipped += 1
+                    bar.update()
+                else:
+                    todo.append(item)
+            compute = results or self._computed(self._expected(remote, items))
+            for item, computed in compute(todo):
+                error = (
+                    computed
+                    if isinstance(computed, str)
+                    else self._written(item, computed, sink, tally)
+                )
+                if error is not None:
+                    tally.failed += 1
+                    tqdm.write(f"{item.name}: {error}", file=sys.stderr)
+                bar.update()
+        if self.as_json and self.output is None:
+            # One image per line: valid JSON, easy to read and to diff.
+            click.echo("[\n" + ",\n".join(json.dumps(r) for r in self.collected) + "\n]")
+        return tally
+
+    @staticmethod
+    def _expected(remote: bool, items: list[Item]) -> tuple[type[BaseException], ...]:
+        """The errors that are one image's, not the run's."""
         from facefaas.errors import FacefaasError
 
         expected: tuple[type[BaseException], ...] = (FacefaasError, OSError)
@@ -424,25 +524,30 @@ class _Runner:
             import httpx
 
             expected += (httpx.HTTPError,)
-        tally = Tally()
-        show_bar = len(items) > 1 and sys.stderr.isatty()
-        with self._jsonl_sink() as (sink, already_done):
-            for item in tqdm(items, disable=not show_bar, unit="img", file=sys.stderr):
-                if self.skip_existing and self._outputs_exist(item, already_done):
-                    tally.done += 1
-                    tally.skipped += 1
-                    continue
+        return expected
+
+    def _computed(self, expected: tuple[type[BaseException], ...]) -> Results:
+        def compute(todo: list[Item]) -> Iterator[tuple[Item, Computed | str]]:
+            for item in todo:
                 try:
-                    tally.faces += self._one(item, sink)
-                    tally.done += 1
+                    yield item, self._compute(item)
                 except expected as exc:
-                    tally.failed += 1
-                    message = exc.message if isinstance(exc, FacefaasError) else str(exc)
-                    tqdm.write(f"{item.name}: {message}", file=sys.stderr)
-        if self.as_json and self.output is None:
-            # One image per line: valid JSON, easy to read and to diff.
-            click.echo("[\n" + ",\n".join(json.dumps(r) for r in self.collected) + "\n]")
-        return tally
+                    yield item, _message(exc)
+
+        return compute
+
+    def _written(
+        self, item: Item, computed: Computed, sink: IO[str] | None, tally: Tally
+    ) -> str | None:
+        """Write ``item``'s outputs and count it; its error message if that fails."""
+        from facefaas.errors import FacefaasError
+
+        try:
+            tally.faces += self._write(item, computed, sink)
+        except (FacefaasError, OSError) as exc:
+            return _message(exc)
+        tally.done += 1
+        return None
 
     @contextmanager
     def _jsonl_sink(self) -> Iterator[tuple[IO[str] | None, set[str]]]:
@@ -478,24 +583,42 @@ class _Runner:
             raise FileExistsError(f"its output {relative} is already taken by {first}")
         return output / relative
 
-    def _one(self, item: Item, sink: IO[str] | None) -> int:
+    def picture_format(self, item: Item) -> str | None:
+        """How ``item``'s picture is encoded (``"auto"``: by the input's format, PNG or JPEG),
+        or ``None`` when this run writes none for it."""
+        if self.picture_file is not None:
+            return _KEPT_SUFFIXES[self.picture_file.suffix.lower()]
+        stdout_picture = item.is_stdin and not self.as_json
+        if not self.render or (self.output is None and not stdout_picture):
+            return None
+        suffix = item.relative.suffix.lower()
+        return "auto" if not suffix else _KEPT_SUFFIXES.get(suffix, "jpeg")
+
+    def _compute(self, item: Item) -> Computed:
         from facefaas.decode import load_image
         from facefaas.render import encode_image
 
         data = self._read(item)
         decoded = load_image(data)
         faces = self.backend(data, decoded)
-        record = {"path": item.name, **faces.to_dict()}
-        picture_name, picture_format = output_name(item.relative, decoded.format)
+        picture_format = self.picture_format(item)
+        picture = None
+        if picture_format is not None:
+            if picture_format == "auto":
+                picture_format = output_name(item.relative, decoded.format)[1]
+            picture = encode_image(self._picture(decoded, faces), picture_format)
+        return Computed({"path": item.name, **faces.to_dict()}, decoded.format, picture)
+
+    def _write(self, item: Item, computed: Computed, sink: IO[str] | None) -> int:
+        """Write one image's outputs; how many faces it has."""
+        record, picture = computed.record, computed.picture or b""
+        picture_name = output_name(item.relative, computed.decoded_format)[0]
         if self.picture_file is not None:
-            file_format = _KEPT_SUFFIXES[self.picture_file.suffix.lower()]
-            picture = encode_image(self._picture(decoded, faces), file_format)
             _write_atomic(self.picture_file, picture)
             click.echo(_summary(record))
         elif self.output is not None:
             if self.render:
-                target = self._claim(self.output, picture_name, item)
-                _write_atomic(target, encode_image(self._picture(decoded, faces), picture_format))
+                _write_atomic(self._claim(self.output, picture_name, item), picture)
             if self.as_json:
                 target = self._claim(self.output, _json_name(item.relative), item)
                 _write_atomic(target, (json.dumps(record) + "\n").encode())
@@ -503,14 +626,14 @@ class _Runner:
             self.collected.append(record)
         elif item.is_stdin and self.render:
             stdout = sys.stdout.buffer
-            stdout.write(encode_image(self._picture(decoded, faces), picture_format))
+            stdout.write(picture)
             stdout.flush()
         elif not self.as_jsonl:
             click.echo(_summary(record))
         if sink is not None:
             sink.write(json.dumps(record) + "\n")
             sink.flush()
-        return len(faces)
+        return len(record["faces"])
 
     def _read(self, item: Item) -> bytes:
         if item.url is not None:
@@ -538,6 +661,13 @@ class _Runner:
 
     def _picture(self, decoded: Any, faces: Any) -> Any:
         return self.request.function.picture(decoded, faces, self.request.output)
+
+
+def _message(exc: BaseException) -> str:
+    """An image's error as reported after ``path: ``."""
+    from facefaas.errors import FacefaasError
+
+    return exc.message if isinstance(exc, FacefaasError) else str(exc)
 
 
 def _json_name(relative: Path) -> Path:
