@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -105,6 +106,16 @@ class RedisServer:
 
         with redis.Redis(host="127.0.0.1", port=self.port, password=self.password) as client:
             client.flushall()
+
+    def freeze(self) -> None:
+        """Pause the server (SIGSTOP): connections still open, nothing answers (a hung Redis)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen server go on (SIGCONT)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         """Kill the server (SIGKILL: an outage, not a shutdown) and wait for it."""

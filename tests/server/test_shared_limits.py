@@ -326,3 +326,32 @@ def test_a_redis_outage_falls_back_to_counting_in_the_process_and_recovers(
             assert any("answers again" in r.getMessage() for r in caplog.records)
     finally:
         server.stop()
+
+
+def test_a_hung_redis_costs_one_request_its_timeout_not_every_request(
+    start_redis: Callable[[], RedisServer], tmp_path: Path
+) -> None:
+    redis_server = start_redis()
+    settings = Settings(**{**TEST_LIMITS, "data_dir": tmp_path, "rate_limit": "100/minute",
+                           "redis_url": redis_server.url, "redis_timeout": 0.3})  # fmt: skip
+    server = LiveServer(settings).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            assert http.get("/api/models").status_code == 200  # a pooled connection to Redis
+            redis_server.freeze()  # accepts and reads, never answers
+            try:
+                started = time.monotonic()
+                first = http.get("/api/models")
+                first_seconds = time.monotonic() - started
+                started = time.monotonic()
+                later = [http.get("/api/models").status_code for _ in range(10)]
+                later_seconds = time.monotonic() - started
+                ready = http.get("/readyz")
+            finally:
+                redis_server.thaw()
+    finally:
+        server.stop()
+    assert first.status_code == 200 and first_seconds < 1.5  # 0.3 s bound, retry included
+    # Ten requests that each waited for Redis would take 3 s: they do not try it for a while.
+    assert later == [200] * 10 and later_seconds < 2.0, later_seconds
+    assert ready.status_code == 200 and ready.json()["redis"] == "unreachable"

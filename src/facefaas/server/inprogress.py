@@ -56,9 +56,10 @@ class UploadsInProgress:
         if redis is not None and redis.available:
             token = secrets.token_hex(16)
             try:
-                taken = await redis.client.set(
-                    redis.key("uploads-in-progress", name), token, nx=True, px=self._ttl_ms
-                )
+                async with redis.bounded():
+                    taken = await redis.client.set(
+                        redis.key("uploads-in-progress", name), token, nx=True, px=self._ttl_ms
+                    )
             except REDIS_ERRORS as exc:
                 redis.failed("uploads_in_progress", exc)
             else:
@@ -79,9 +80,8 @@ class UploadsInProgress:
         if token is None or redis is None or not redis.available:
             return
         try:
-            await redis.client.eval(
-                _RELEASE, 1, redis.key("uploads-in-progress", name), token
-            )
+            async with redis.bounded():
+                await redis.client.eval(_RELEASE, 1, redis.key("uploads-in-progress", name), token)
         except REDIS_ERRORS as exc:
             redis.failed("uploads_in_progress", exc)
         else:

@@ -99,10 +99,11 @@ class RateLimiter:
         redis, shared = self._redis, self._shared
         if redis is not None and shared is not None and redis.available:
             try:
-                if await shared.hit(item, client):
-                    reset_at = None
-                else:
-                    reset_at = (await shared.get_window_stats(item, client)).reset_time
+                async with redis.bounded():
+                    if await shared.hit(item, client):
+                        reset_at = None
+                    else:
+                        reset_at = (await shared.get_window_stats(item, client)).reset_time
             except REDIS_ERRORS as exc:
                 redis.failed("rate_limit", exc)
             else:

@@ -19,6 +19,7 @@ The URL may hold a password: it is shown only through :func:`redact_url`, never 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -86,6 +87,7 @@ class RedisLink:
 
         self.url = url
         self.shown = redact_url(url)
+        self.timeout = timeout
         # One immediate retry: after a Redis restart the first command on an old pooled
         # connection fails, the retry reconnects. Never more: a dead server must fail fast.
         self.client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
@@ -98,6 +100,11 @@ class RedisLink:
         self._clock = clock
         self._retry_at = 0.0
         self._down = False
+
+    def bounded(self) -> asyncio.Timeout:
+        """``async with link.bounded():`` one exchange with Redis, retry included, takes at most
+        ``timeout`` seconds (:class:`TimeoutError` past it, one of :data:`REDIS_ERRORS`)."""
+        return asyncio.timeout(self.timeout)
 
     def key(self, *parts: str) -> str:
         """A key of ours: ``facefaas:<part>:<part>...``."""
@@ -132,9 +139,13 @@ class RedisLink:
             log.warning("Redis at %s answers again; counting across processes again", self.shown)
 
     async def ping(self) -> bool:
-        """Whether Redis answers a ``PING`` now (``/readyz``); bounded by the timeout."""
+        """Whether Redis answers a ``PING`` (``/readyz``), in ``timeout`` seconds at most; just
+        ``False`` while a recent failure keeps commands off Redis (a probe must stay fast)."""
+        if not self.available:
+            return False
         try:
-            await self.client.ping()
+            async with self.bounded():
+                await self.client.ping()
         except REDIS_ERRORS as exc:
             self.failed("health", exc)
             return False
