@@ -19,8 +19,6 @@ import hashlib
 import secrets
 from typing import TYPE_CHECKING
 
-from facefaas.server.redis_link import REDIS_ERRORS
-
 if TYPE_CHECKING:
     from facefaas.server.redis_link import RedisLink
 
@@ -60,7 +58,7 @@ class UploadsInProgress:
                     taken = await redis.client.set(
                         redis.key("uploads-in-progress", name), token, nx=True, px=self._ttl_ms
                     )
-            except REDIS_ERRORS as exc:
+            except redis.errors as exc:
                 redis.failed("uploads_in_progress", exc)
             else:
                 redis.succeeded()
@@ -82,7 +80,7 @@ class UploadsInProgress:
         try:
             async with redis.bounded():
                 await redis.client.eval(_RELEASE, 1, redis.key("uploads-in-progress", name), token)
-        except REDIS_ERRORS as exc:
+        except redis.errors as exc:
             redis.failed("uploads_in_progress", exc)
         else:
             redis.succeeded()

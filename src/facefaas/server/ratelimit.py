@@ -33,7 +33,6 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from facefaas.errors import RateLimitedError
-from facefaas.server.redis_link import REDIS_ERRORS
 
 if TYPE_CHECKING:
     from limits.aio.strategies import MovingWindowRateLimiter as SharedStrategy
@@ -104,7 +103,7 @@ class RateLimiter:
                         reset_at = None
                     else:
                         reset_at = (await shared.get_window_stats(item, client)).reset_time
-            except REDIS_ERRORS as exc:
+            except redis.errors as exc:
                 redis.failed("rate_limit", exc)
             else:
                 redis.succeeded()

@@ -29,23 +29,12 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import redis.asyncio
 
-__all__ = ["KEY_PREFIX", "REDIS_ERRORS", "RETRY_SECONDS", "RedisLink", "redact_url"]
+__all__ = ["KEY_PREFIX", "RETRY_SECONDS", "RedisLink", "redact_url"]
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "facefaas"
 RETRY_SECONDS = 2.0  # after a failure, counts stay in this process this long before Redis again
-
-
-def _redis_errors() -> tuple[type[BaseException], ...]:
-    from limits.errors import StorageError
-    from redis.exceptions import RedisError
-
-    # OSError: a socket error redis-py let through; StorageError: limits' wrapper of them.
-    return (RedisError, StorageError, OSError, TimeoutError)
-
-
-REDIS_ERRORS = _redis_errors()
 
 
 def redact_url(url: str) -> str:
@@ -81,9 +70,18 @@ class RedisLink:
         on_error: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        import redis.asyncio
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
+        # Imported here: redis is an optional extra, needed only when redis_url is set.
+        try:
+            import redis.asyncio
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+            from redis.exceptions import RedisError
+        except ImportError as exc:
+            raise ImportError(
+                "redis_url is set but the redis package is not installed: "
+                "pip install 'facefaas[redis]'"
+            ) from exc
+        from limits.errors import StorageError
 
         self.url = url
         self.shown = redact_url(url)
@@ -96,6 +94,11 @@ class RedisLink:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 1),
         )
+        # What a failed exchange raises: redis-py's errors, limits' wrapper of them, a socket
+        # error let through, the bound of bounded(). Callers catch these and count locally.
+        self.errors: tuple[type[BaseException], ...] = (
+            RedisError, StorageError, OSError, TimeoutError,
+        )  # fmt: skip
         self._on_error = on_error
         self._clock = clock
         self._retry_at = 0.0
@@ -103,7 +106,7 @@ class RedisLink:
 
     def bounded(self) -> asyncio.Timeout:
         """``async with link.bounded():`` one exchange with Redis, retry included, takes at most
-        ``timeout`` seconds (:class:`TimeoutError` past it, one of :data:`REDIS_ERRORS`)."""
+        ``timeout`` seconds (:class:`TimeoutError` past it, one of :attr:`errors`)."""
         return asyncio.timeout(self.timeout)
 
     def key(self, *parts: str) -> str:
@@ -146,7 +149,7 @@ class RedisLink:
         try:
             async with self.bounded():
                 await self.client.ping()
-        except REDIS_ERRORS as exc:
+        except self.errors as exc:
             self.failed("health", exc)
             return False
         self.succeeded()
