@@ -214,6 +214,21 @@ def test_redis_url_setting_hides_its_password_and_refuses_other_schemes(
     assert "s3cr3t" not in str(refused.value)
 
 
+def test_a_redis_failure_is_logged_once_without_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    errors: list[str] = []
+    link = RedisLink("redis://:pw-9f3k@127.0.0.1:1/0", timeout=0.1, on_error=errors.append)
+    caplog.set_level(logging.WARNING, logger="facefaas.server.redis_link")
+    for _ in range(3):
+        link.failed("rate_limit", ConnectionError("refused for :pw-9f3k@127.0.0.1"))
+    assert errors == ["rate_limit"] * 3 and not link.available
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "redis://:***@127.0.0.1:1/0" in line and "pw-9f3k" not in caplog.text
+    link.succeeded()
+    assert "answers again" in caplog.records[-1].getMessage()
+
+
 # -- processes sharing one Redis --------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -53,6 +53,16 @@ def redact_url(url: str) -> str:
         user = parts.username or ""
         where = f"{user}:***@{where}" if parts.password else f"{user}@{where}"
     return f"{parts.scheme}://{where}{parts.path}"
+
+
+def _secrets_of(url: str) -> list[str]:
+    """The password of ``url``, in the authority or in the query (redis-py reads both)."""
+    try:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        return [parts.password or "", *query.get("password", [])]
+    except ValueError:
+        return []
 
 
 class RedisLink:
@@ -86,6 +96,7 @@ class RedisLink:
         self.url = url
         self.shown = redact_url(url)
         self.timeout = timeout
+        self._secrets = [s for s in _secrets_of(url) if s]
         # One immediate retry: after a Redis restart the first command on an old pooled
         # connection fails, the retry reconnects. Never more: a dead server must fail fast.
         self.client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
@@ -118,11 +129,6 @@ class RedisLink:
         """Whether to send commands now (``False`` for a while after a failure)."""
         return self._clock() >= self._retry_at
 
-    @property
-    def down(self) -> bool:
-        """Whether the last command failed (and none has succeeded since)."""
-        return self._down
-
     def failed(self, use: str, exc: BaseException) -> None:
         """Record a failed command of ``use``: counts stay in this process for a while."""
         self._retry_at = self._clock() + RETRY_SECONDS
@@ -132,8 +138,14 @@ class RedisLink:
             self._down = True
             log.warning(
                 "Redis at %s failed (%s: %s); counting %s in this process only until it answers",
-                self.shown, type(exc).__name__, exc, use,
+                self.shown, type(exc).__name__, self._scrub(str(exc)), use,
             )  # fmt: skip
+
+    def _scrub(self, text: str) -> str:
+        """``text`` (an error message) with the URL's password, should it be there, masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def succeeded(self) -> None:
         """Record a command that Redis answered."""
