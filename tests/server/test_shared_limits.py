@@ -265,6 +265,7 @@ def test_two_service_processes_share_one_rate_limit_in_redis(
         env["FACEFAAS_REDIS_URL"] = counter_store
     servers = _start_both(tmp_path, env)
     try:
+        command_lines = [Path(f"/proc/{s.process.pid}/cmdline").read_bytes() for s in servers]
         answers: list[list[httpx.Response]] = [[], []]
         with httpx.Client(timeout=30) as http:
             for i in range(4 * limit):  # alternating: each process sees every other request
@@ -284,6 +285,7 @@ def test_two_service_processes_share_one_rate_limit_in_redis(
         assert 1 <= int(response.headers["retry-after"]) <= 60
     # The password is in neither the command lines nor the logs; the URL is shown redacted.
     password = counter_store.split(":")[2].split("@")[0]
+    assert all(b"serve" in line and password.encode() not in line for line in command_lines)
     for i in range(2):
         log = (tmp_path / f"data{i}.serve.log").read_text()
         assert "redis://:***@127.0.0.1:" in log and password not in log
