@@ -44,8 +44,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from facefaas.registry.tables import metadata
-
 __all__ = ["BlobKind", "BlobStore", "SharedFiles", "blobs", "uses_database"]
 
 log = logging.getLogger(__name__)
@@ -53,9 +51,11 @@ log = logging.getLogger(__name__)
 BlobKind = Literal["model", "job-input", "job-result"]
 SharedFiles = Literal["auto", "local", "database"]
 
+# A metadata of its own, not the registry's: `create_schema` creates every table of that one, and
+# a registry that keeps its files in the data folder (the embedded default) has no blobs table.
 blobs = sa.Table(
     "blobs",
-    metadata,
+    sa.MetaData(),
     # A model bundle's weights digest, or a job's id.
     sa.Column("owner", sa.String(96), primary_key=True),
     # The file's name within its owner: "pnet.onnx", "inputs/3", "results/3.json".

@@ -484,7 +484,7 @@ class Registry:
         records = [r for r in self.list() if not r.builtin]
         removed = self.store.clean({r.sha256 for r in records})
         self._publish_local(records)
-        missing = [r.id for r in records if self.store.fetch(r.sha256) is None]
+        missing = [r.id for r in records if not self.store.available(r.sha256)]
         for model_id in missing:
             log.error("registry: model %s has no files in %s", model_id, self.store.root)
         return Reconciliation(removed=removed, missing=missing)

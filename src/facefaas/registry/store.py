@@ -125,6 +125,11 @@ class ModelStore:
         """Whether the database holds the bundle (always False without blobs)."""
         return self.blobs is not None and MANIFEST_FILE in self.blobs.names(sha256)
 
+    def available(self, sha256: str) -> bool:
+        """Whether the bundle is here or can be fetched (without fetching it: a startup's
+        reconcile must not download every model)."""
+        return self.has(sha256) or self.published(sha256)
+
     def fetch(self, sha256: str) -> Path | None:
         """The bundle folder of ``sha256``, materialized from the database on first use;
         ``None`` when it is neither here nor there (or its shared copy is damaged)."""

@@ -60,7 +60,9 @@ class DetectorReplica:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.registry = Registry.open(settings.data_dir, settings.database_url)
+        self.registry = Registry.open(
+            settings.data_dir, settings.database_url, settings.shared_files
+        )
         threads = settings.inference_threads
         self.cascade = ThreadPoolExecutor(threads, thread_name_prefix="facefaas-cascade")
         self.pool = InferencePool(

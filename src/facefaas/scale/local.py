@@ -29,7 +29,7 @@ def serve_on_ray(settings: Settings, announce: Callable[[str], None] = print) ->
     from facefaas.registry import Registry
     from facefaas.scale.serve import build
 
-    registry = Registry.open(settings.data_dir, settings.database_url)
+    registry = Registry.open(settings.data_dir, settings.database_url, settings.shared_files)
     try:
         registry.reconcile()
     finally:
