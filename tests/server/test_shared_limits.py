@@ -26,7 +26,7 @@ from facefaas.server.ratelimit import RateLimiter
 from facefaas.server.redis_link import RETRY_SECONDS, RedisLink, redact_url
 from facefaas.settings import Settings
 
-from .conftest import TEST_LIMITS, LiveServer, assert_problem
+from .conftest import TEST_LIMITS, LiveServer, ServerFactory, assert_problem
 from .served import Served, start_serve, stop_serve
 
 pytest.importorskip("redis", reason="the redis extra is not installed")
@@ -179,6 +179,34 @@ def test_uploads_in_progress_fall_back_to_the_process_when_redis_is_down(
 
     asyncio.run(scenario())
     assert errors == ["uploads_in_progress"]  # then no more tries for RETRY_SECONDS
+
+
+def test_an_upload_in_progress_elsewhere_is_409_here_until_it_ends(
+    start_server: ServerFactory, redis_url: str, new_model: bytes
+) -> None:
+    server = start_server(redis_url=redis_url)
+    owner, idempotency_key = "address:127.0.0.1", "retry-0123456789abcdef"
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        link = _link(redis_url)  # another replica's process, on the same Redis
+        elsewhere = UploadsInProgress(link, ttl=60)
+        files = {"file": ("model.zip", new_model)}
+        headers = {"Idempotency-Key": idempotency_key}
+        try:
+            assert await elsewhere.begin(owner, idempotency_key)
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+                busy = await http.post("/api/models", files=files, headers=headers)
+                await elsewhere.end(owner, idempotency_key)
+                done = await http.post("/api/models", files=files, headers=headers)
+        finally:
+            await _close(link)
+        return busy, done
+
+    busy, done = asyncio.run(scenario())
+    assert_problem(busy, 409, "idempotency-in-progress")
+    assert int(busy.headers["retry-after"]) >= 1
+    assert done.status_code == 201, done.text
+    assert _keys(redis_url) == []  # the server's own mark went with its request
 
 
 # -- settings and what is shown of the URL ----------------------------------------------------
