@@ -159,6 +159,7 @@ def ray_session(
     try:
         if address is None:
             ray.init(
+                address="local",  # never a cluster that `ray start` left on this machine
                 num_cpus=num_cpus or os.cpu_count() or 1,
                 include_dashboard=False,
                 object_store_memory=object_store_bytes,
