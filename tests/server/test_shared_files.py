@@ -6,6 +6,7 @@ PostgreSQL; the race between a deletion and an upload of the same weights runs o
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -119,16 +120,26 @@ def test_a_bundle_uploaded_on_one_machine_is_materialized_on_another_private_and
     assert read_bundle(folder).weights().digest() == record.sha256
 
 
+@pytest.mark.parametrize("substitute", ["garbage", "another-models-network"])
 def test_a_damaged_shared_copy_reads_as_missing_never_as_other_weights(
-    machine: Opener, weights: Weights
+    machine: Opener, weights: Weights, substitute: str
 ) -> None:
+    """Bytes that do not match their stored SHA-256, or another model's O-Net stored with its
+    own SHA-256 (a consistent substitution): both are refused, the second by the weights'
+    digest computed again."""
     a, c = machine("a"), machine("c")
     record = a.create(nudged(weights[0], 3), weights[1], source_format="t").record
+    values: dict[str, object] = {"data": b"not the weights"}
+    if substitute == "another-models-network":
+        other = a.create(nudged(weights[0], 30), weights[1], source_format="t").record
+        data = (a.bundle_path(other) / "onet.onnx").read_bytes()
+        assert data != (a.bundle_path(record) / "onet.onnx").read_bytes()
+        values = {"data": data, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     with a.engine.begin() as conn:
         conn.execute(
             blobs.update()
             .where(blobs.c.owner == record.sha256, blobs.c.name == "onet.onnx")
-            .values(data=b"not the weights")
+            .values(**values)
         )
     with pytest.raises(ModelNotFoundError, match="missing"):
         c.bundle_path(c.get(record.id))

@@ -13,8 +13,9 @@ bundle lives, and each process's folder is only its cache. :meth:`ModelStore.pub
 bundle's files into the ``blobs`` table inside the registry's transaction that commits the
 model's row, so every replica can read a model the moment it can see it. A process that is asked
 for a bundle it has not got (:meth:`ModelStore.fetch`) materializes it from the blobs once:
-every file checked against the SHA-256 stored with it, the manifest's ``weights_sha256`` against
-the digest asked for, written into a hidden temporary folder (files 0600) renamed into place.
+every file checked against the SHA-256 stored with it and the weights' digest computed again
+(:func:`_weights_digest`) against the digest asked for, written into a hidden temporary folder
+(files 0600) renamed into place.
 Deleting the last model that uses a digest deletes its blobs (:meth:`ModelStore.forget`, in the
 transaction that counted the users, under :meth:`ModelStore.lock`); other processes' cached
 folders of it are unused from then on (requests read the model's row first) and removed by their
@@ -23,6 +24,7 @@ next startup's :meth:`ModelStore.clean`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -35,8 +37,14 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection
 
-from facefaas.errors import FacefaasError, ModelNotFoundError
-from facefaas.models.bundle import MANIFEST_FILE, read_bundle, write_bundle, write_networks
+from facefaas.errors import ModelNotFoundError
+from facefaas.models.bundle import (
+    MANIFEST_FILE,
+    Bundle,
+    read_bundle,
+    write_bundle,
+    write_networks,
+)
 from facefaas.models.manifest import ModelManifest
 from facefaas.models.weights import MtcnnWeights
 from facefaas.registry.blobs import BlobStore
@@ -52,6 +60,18 @@ __all__ = ["ModelStore"]
 log = logging.getLogger(__name__)
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _weights_digest(bundle: Bundle) -> str:
+    """The digest a bundle's weights have, computed from its networks as the importers compute
+    it: :meth:`MtcnnWeights.digest` for MTCNN, the SHA-256 of the one ONNX file of a
+    single-network family (CenterFace); the manifest's claim only for a family with several
+    networks other than MTCNN (none yet)."""
+    if bundle.manifest.family == "mtcnn":
+        return bundle.weights().digest()
+    if len(bundle.networks) == 1:
+        return hashlib.sha256(next(iter(bundle.networks.values()))).hexdigest()
+    return bundle.manifest.weights_sha256
 
 
 class ModelStore:
@@ -161,17 +181,17 @@ class ModelStore:
                     out.write(data)
                     out.flush()
                     os.fsync(out.fileno())
-            digest = read_bundle(tmp).manifest.weights_sha256
+            digest = _weights_digest(read_bundle(tmp))
             if digest != sha256:
-                raise ModelNotFoundError(f"its manifest says its weights are {digest[:80]!r}")
+                raise ModelNotFoundError(f"its weights are {digest[:80]!r}, not the digest's")
             private_tree(tmp)
             try:
                 tmp.rename(folder)
             except OSError:  # another process of this data folder renamed its copy first
                 if not self.has(sha256):
                     raise
-        except FacefaasError as exc:
-            log.error("model store: the shared copy of %s is unusable: %s", sha256, exc)
+        except Exception as exc:  # ONNX's own errors included: a damaged copy reads as missing
+            log.error("model store: the shared copy of %s is unusable: %r", sha256, exc)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         if self.has(sha256):
