@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,13 +80,47 @@ def assert_same_lines(actual: Path, expected: Path) -> None:
     assert len(got) == len(want)
 
 
-def test_ray_over_the_396_wider_images_writes_the_plain_commands_lines_and_pictures(
+def actor_pids() -> list[int]:
+    """The processes of this module's detector actors (Ray names them by their class)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if entry.name.isdigit() and b"MapBatches(_DetectActor)" in command:
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_an_actor_after(results: Path, lines: int, killed: list[int]) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if results.is_file() and len(results.read_bytes().splitlines()) >= lines:
+            pids = actor_pids()
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            return
+        time.sleep(0.05)
+
+
+def test_ray_over_the_396_wider_images_writes_the_plain_lines_and_pictures_despite_a_killed_actor(
     wider: Path, wider_plain: Path, ray_address: str, tmp_path: Path
 ) -> None:
+    """Same JSON Lines (line by line) and picture files (byte for byte) as the plain command,
+    though one actor is killed part-way: Ray restarts it and retries its batch."""
     out = tmp_path / "ray"
+    killed: list[int] = []
+    killer = threading.Thread(
+        target=kill_an_actor_after, args=(out / "results.jsonl", 40, killed), daemon=True
+    )
+    killer.start()
     result = run(str(wider), "-o", str(out), "--jsonl", *MIN_SIZE, "--ray",
                  "--ray-address", ray_address)  # fmt: skip
+    killer.join()
     assert result.exit_code == 0, result.output
+    assert len(killed) == 1
     assert result.stderr.splitlines()[-1].startswith("396 of 396 images, ")
     lines = (wider_plain / "results.jsonl").read_text().splitlines()
     assert len(lines) == 396
