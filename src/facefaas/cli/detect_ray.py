@@ -131,8 +131,9 @@ def ray_results(
             return
         try:
             stack.enter_context(ray_session(address))
-        except ConnectionError as exc:
-            raise click.ClickException(f"--ray-address {address}: {exc}") from None
+        except ConnectionError as exc:  # like a model that cannot be loaded: nothing done
+            click.echo(f"error: --ray-address {address}: {exc}", err=True)
+            raise SystemExit(3) from None
         sources = [
             Source(item.name, _location(item), picture_format(item))  # type: ignore[arg-type]
             for item in todo
