@@ -70,6 +70,12 @@ blobs = sa.Table(
     # Milliseconds since the epoch; NULL: kept until its owner deletes it.
     sa.Column("expires_at_ms", sa.BigInteger, nullable=True, index=True),
 )
+# Stored out of line, uncompressed: ONNX weights are floats that PostgreSQL's pglz cannot shrink
+# but tries to, which made publishing a 2 MB bundle take 3x as long (benchmarks/shared_files.py).
+@sa.event.listens_for(blobs, "after_create")
+def _stored_uncompressed(_table: sa.Table, connection: Connection, **_: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL")
 
 
 def uses_database(shared_files: SharedFiles, database_url: str | None) -> bool:
