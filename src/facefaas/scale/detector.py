@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ray import serve
 from starlette.concurrency import run_in_threadpool
@@ -206,7 +206,7 @@ class DetectorReplica:
         except FacefaasError as exc:
             return [exc] * len(items)
 
-    def __del__(self) -> Any:
+    def __del__(self) -> None:
         # Serve calls this when the replica stops: no new work is coming.
         self.pool.shutdown()
         self.cascade.shutdown(wait=False)

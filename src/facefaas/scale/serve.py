@@ -60,17 +60,20 @@ class Ingress:
 
 def build(settings: Settings) -> Application:
     """The application of ``settings``: the ingress bound to the detector deployment."""
+    threads = settings.inference_threads
     autoscaling: dict[str, Any] = {
         "min_replicas": settings.ray_min_replicas,
         "max_replicas": max(settings.ray_max_replicas, settings.ray_min_replicas),
-        "target_ongoing_requests": settings.ray_target_ongoing_requests,
+        "target_ongoing_requests": settings.ray_target_ongoing_requests or float(threads),
     }
     if settings.ray_initial_replicas is not None:
         autoscaling["initial_replicas"] = settings.ray_initial_replicas
     detector = serve.deployment(
         name=DETECTOR,
         autoscaling_config=autoscaling,
-        max_ongoing_requests=settings.ray_max_ongoing_requests,
+        # A replica takes what its threads run and one more, so none waits idle between two
+        # requests; past that, requests go to another replica (which loads the model).
+        max_ongoing_requests=settings.ray_max_ongoing_requests or threads + 1,
         max_queued_requests=settings.ray_max_queued_requests,
         ray_actor_options={"num_cpus": settings.ray_replica_cpus},
     )(DetectorReplica)
