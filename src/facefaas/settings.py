@@ -293,49 +293,6 @@ class Settings(BaseSettings):
     ray_initial_replicas: int | None = Field(
         default=None, ge=0, le=1000, description="detector replicas at start; default: the least"
     )
-    ray_target_ongoing_requests: float = Field(
-        default=2.0, gt=0, le=1000,
-        description="requests in progress per detector replica that autoscaling aims at",
-    )  # fmt: skip
-    ray_max_ongoing_requests: int = Field(
-        default=8, ge=1, le=10_000,
-        description="requests one detector replica takes at once; the rest wait in its handle",
-    )  # fmt: skip
-    ray_max_queued_requests: int = Field(
-        default=64, ge=-1, le=100_000,
-        description="requests waiting for a detector replica per ingress; then 503 (-1: no limit)",
-    )  # fmt: skip
-    ray_models_per_replica: int = Field(
-        default=4, ge=1, le=1000, description="models each detector replica keeps loaded (LRU)"
-    )
-    ray_replica_cpus: float = Field(
-        default=1.0, gt=0, le=1024, description="CPUs Ray reserves for each detector replica"
-    )
-    ray_ingress_replicas: int = Field(
-        default=1, ge=1, le=1000, description="HTTP ingress replicas (auth, parsing, registry)"
-    )
-    ray_batching: bool = Field(
-        default=False,
-        description="collect concurrent requests for one model into one call (@serve.batch); "
-        "off: it did not help on CPU (benchmarks/scale.py)",
-    )
-    ray_batch_size: int = Field(default=4, ge=1, le=256, description="most requests in a batch")
-    ray_batch_wait: float = Field(
-        default=0.005, ge=0, le=10, description="seconds a batch waits to fill"
-    )
-
-    # Ray Serve (facefaas.scale.serve, `facefaas serve --ray`): the detector deployment's
-    # replicas, each holding the models it serves. The one place these options live.
-    ray_address: str | None = Field(
-        default=None,
-        description="Ray cluster `facefaas serve --ray` joins ('auto': the local one); "
-        "default: a Ray instance of its own on this machine",
-    )
-    ray_min_replicas: int = Field(default=1, ge=0, le=1000, description="detector replicas, least")
-    ray_max_replicas: int = Field(default=2, ge=1, le=1000, description="detector replicas, most")
-    ray_initial_replicas: int | None = Field(
-        default=None, ge=0, le=1000, description="detector replicas at start; default: the least"
-    )
     ray_target_ongoing_requests: float | None = Field(
         default=None, gt=0, le=1000,
         description="requests in progress per detector replica that autoscaling aims at; "
