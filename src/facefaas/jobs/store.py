@@ -1,18 +1,5 @@
-"""`JobStore`: jobs and their items in the registry's database, their files in the data folder
-or, with shared files (:mod:`facefaas.registry.blobs`), in the database as well.
-
-Files
------
-A job's uploaded inputs and its results are files of the job. In the data folder
-(``jobs/<id>/inputs/<index>``, ``jobs/<id>/results/<name>``) by default; with a
-:class:`~facefaas.registry.blobs.BlobStore` (``shared_files``, the default on PostgreSQL) they
-are blobs owned by the job (``inputs/<index>``, ``results/<name>``), so a job submitted through
-one replica is run by whichever worker claims it and its results are read through any replica.
-Inputs are written in the transaction that creates the job's rows. Either way they live as long
-as the job: the sweep that deletes an expired job's rows deletes its files (its blobs in the same
-transaction); a job's blobs also carry an expiry no later than the latest moment the job itself
-can expire (``created + 2 x lifetime + RUNNING_GRACE_MS``), so a result written after its job was
-swept is deleted too.
+"""`JobStore`: jobs and their items in the registry's database; their files in the data folder
+or, with shared files, in the database too (:class:`~facefaas.jobs.files.JobFiles`).
 
 Claiming (several workers, one queue, no item done twice)
 ---------------------------------------------------------
@@ -33,11 +20,11 @@ default must not need.
 
 A claim is a lease: a worker renews it while it works (:meth:`JobStore.renew`); an item whose
 lease ran out (its worker crashed or was SIGKILLed) is claimed again by another. A result is
-written to a file atomically (a temporary file, then ``os.replace``), and the item is marked done
-in a transaction that checks the claim is still this worker's (:meth:`JobStore.complete`): a
-crashed worker's item is redone, but recorded once. The transaction that records a job's last
-item also ends the job and queues its webhook event (locking the job's row, so two workers
-finishing its last two items cannot both miss the end).
+written whole (a file replaced atomically, or a blob replaced in a transaction), and the item is
+marked done in a transaction that checks the claim is still this worker's
+(:meth:`JobStore.complete`): a crashed worker's item is redone, but recorded once. The
+transaction that records a job's last item also ends the job and queues its webhook event
+(locking the job's row, so two workers finishing its last two items cannot both miss the end).
 """
 
 from __future__ import annotations
@@ -46,12 +33,9 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +46,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from facefaas.errors import JobNotFoundError
 from facefaas.jobs import webhooks
+from facefaas.jobs.files import JobFiles
 from facefaas.jobs.tables import create_tables, job_items, jobs
 from facefaas.registry.blobs import BlobStore
 
@@ -74,8 +59,6 @@ ENDED = ("done", "failed", "cancelled")
 RUNNING_GRACE_MS = 86_400_000  # an unfinished job is kept a day past its lifetime at most
 MAX_ERRORS_SHOWN = 100
 MAX_BACKOFF_S = 600.0
-ORPHAN_AGE_MS = 3_600_000
-BLOB_PREFIX = "blob:"  # an item's input_path naming a blob of its job, not a file
 
 
 def hash_token(token: str) -> str:
@@ -139,8 +122,7 @@ class JobStore:
         blobs: BlobStore | None = None,
     ) -> None:
         self.engine = engine
-        self.root = Path(data_dir) / "jobs"
-        self.blobs = blobs  # None: files in the data folder (module docstring)
+        self.files = JobFiles(data_dir, blobs)  # blobs None: files in the data folder
         self.webhook_retry_seconds = webhook_retry_seconds
         self._clock = clock
         self._sqlite = engine.dialect.name == "sqlite"
@@ -156,71 +138,32 @@ class JobStore:
 
     # -- files -------------------------------------------------------------------------------
 
-    def job_dir(self, job_id: str) -> Path:
-        return self.root / job_id
-
-    def result_file(self, job_id: str, name: str) -> Path:
-        return self.job_dir(job_id) / "results" / name
-
     def write_result(self, job_id: str, name: str, data: bytes) -> None:
-        """Write a result file atomically (a redone item replaces it whole, never half)."""
-        if self.blobs is not None:
-            self._write_result_blob(self.blobs, job_id, name, data)
+        """Keep a result whole (a redone item replaces it, never half). With blobs, a result
+        of a job swept meanwhile is not kept, and expires by itself when its job would have."""
+        if self.files.blobs is None:
+            self.files.write_result_file(job_id, name, data)
             return
-        folder = self.job_dir(job_id) / "results"
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, folder / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    def _write_result_blob(self, blobs: BlobStore, job_id: str, name: str, data: bytes) -> None:
         with self.engine.begin() as conn:
             job = conn.execute(
                 sa.select(jobs.c.created_at_ms, jobs.c.lifetime_ms).where(jobs.c.id == job_id)
             ).first()
-            if job is None:  # swept meanwhile: nobody can read it
+            if job is None:
                 log.info("job %s is gone; its result %s is not kept", job_id, name)
                 return
             expires = job.created_at_ms + 2 * job.lifetime_ms + RUNNING_GRACE_MS
-            blobs.add(
-                conn, job_id, {f"results/{name}": data},
-                kind="job-result", expires_at_ms=expires, replace=True,
-            )  # fmt: skip
+            self.files.add_result(conn, job_id, name, data, expires)
 
     def read_result(self, job_id: str, name: str) -> bytes:
-        """A result file's bytes. Raises JobNotFoundError when it is gone."""
-        if self.blobs is not None:
-            data = self.blobs.read(job_id, f"results/{name}")
-        else:
-            try:
-                data = self.result_file(job_id, name).read_bytes()
-            except FileNotFoundError:
-                data = None
-        if data is None:
-            raise JobNotFoundError(f"the result {name!r} of this job is gone")
-        return data
+        """A result's bytes. Raises JobNotFoundError when it is gone."""
+        return self.files.read_result(job_id, name)
 
     def read_input(self, item: ClaimedItem) -> bytes | None:
         """The uploaded image of ``item``, or ``None`` when its input is a URL. Raises
         JobNotFoundError when it is gone (the job expired)."""
         if item.input_path is None:
             return None
-        if item.input_path.startswith(BLOB_PREFIX) and self.blobs is not None:
-            data = self.blobs.read(item.job_id, item.input_path.removeprefix(BLOB_PREFIX))
-            if data is None:
-                raise JobNotFoundError("this job's input is gone (the job expired)")
-            return data
-        try:
-            return Path(item.input_path).read_bytes()
-        except FileNotFoundError:
-            raise JobNotFoundError("this job's input is gone (the job expired)") from None
+        return self.files.read_input(item.job_id, item.input_path)
 
     # -- creating and reading ----------------------------------------------------------------
 
@@ -234,23 +177,14 @@ class JobStore:
         secret = webhooks.new_secret() if job.webhook_url else None
         now = self.now_ms()
         lifetime_ms = int(job.lifetime * 1000)
-        folder = self.job_dir(job_id) / "inputs"
-        rows: list[dict[str, Any]] = []
-        shared: dict[str, bytes] = {}  # blob name -> bytes, with shared files
+        uploaded = {index: item.data for index, item in enumerate(inputs) if item.data is not None}
         try:
-            for index, item in enumerate(inputs):
-                path = None
-                if item.data is not None and self.blobs is not None:
-                    shared[f"inputs/{index}"] = item.data
-                    path = f"{BLOB_PREFIX}inputs/{index}"
-                elif item.data is not None:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    (folder / str(index)).write_bytes(item.data)
-                    path = str(folder / str(index))
-                rows.append(
-                    {"job_id": job_id, "idx": index, "source": item.source,
-                     "input_path": path, "state": "queued", "attempts": 0}
-                )  # fmt: skip
+            paths = self.files.place_inputs(job_id, uploaded)
+            rows = [
+                {"job_id": job_id, "idx": index, "source": item.source,
+                 "input_path": paths.get(index), "state": "queued", "attempts": 0}
+                for index, item in enumerate(inputs)
+            ]  # fmt: skip
             with self.engine.begin() as conn:
                 conn.execute(
                     jobs.insert().values(
@@ -264,13 +198,11 @@ class JobStore:
                 )  # fmt: skip
                 if rows:
                     conn.execute(job_items.insert(), rows)
-                if self.blobs is not None:
-                    self.blobs.add(
-                        conn, job_id, shared, kind="job-input",
-                        expires_at_ms=now + 2 * lifetime_ms + RUNNING_GRACE_MS,
-                    )  # fmt: skip
+                self.files.add_inputs(
+                    conn, job_id, uploaded, expires_at_ms=now + 2 * lifetime_ms + RUNNING_GRACE_MS
+                )
         except BaseException:
-            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            self.files.remove_local(job_id)
             raise
         return job_id, token, secret
 
@@ -612,31 +544,18 @@ class JobStore:
             with self.engine.begin() as conn:
                 conn.execute(job_items.delete().where(job_items.c.job_id == job_id))
                 conn.execute(jobs.delete().where(jobs.c.id == job_id))
-                if self.blobs is not None:
-                    self.blobs.delete(conn, job_id)
-            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-        self._sweep_orphan_folders(now)
-        if self.blobs is not None:
-            self.blobs.sweep()  # results written after their job was swept
+                self.files.delete(conn, job_id)
+            self.files.remove_local(job_id)
+        self.files.sweep(now, self._existing)
         if expired:
             log.info("swept %d expired jobs", len(expired))
         return len(expired)
 
-    def _sweep_orphan_folders(self, now_ms: int) -> None:
-        """Folders of jobs that no longer exist (a result written by a worker after its job
-        was swept), once untouched for an hour."""
-        if not self.root.is_dir():
-            return
-        folders = {p.name: p for p in self.root.iterdir() if p.is_dir()}
-        if not folders:
-            return
+    def _existing(self, job_ids: Iterable[str]) -> set[str]:
+        """Which of ``job_ids`` are jobs (for the sweep of files whose job is gone)."""
         with self.engine.connect() as conn:
-            known = set(
-                conn.execute(sa.select(jobs.c.id).where(jobs.c.id.in_(list(folders)))).scalars()
-            )
-        for name, path in folders.items():
-            if name not in known and path.stat().st_mtime * 1000 < now_ms - ORPHAN_AGE_MS:
-                shutil.rmtree(path, ignore_errors=True)
+            query = sa.select(jobs.c.id).where(jobs.c.id.in_(list(job_ids)))
+            return set(conn.execute(query).scalars())
 
 
 def _not_found() -> JobNotFoundError:
