@@ -120,6 +120,31 @@ def test_a_bundle_uploaded_on_one_machine_is_materialized_on_another_private_and
     assert read_bundle(folder).weights().digest() == record.sha256
 
 
+def test_first_uses_at_once_in_one_data_folder_leave_one_complete_folder(
+    machine: Opener, weights: Weights
+) -> None:
+    """Two processes sharing a data folder (``--workers 2``), two threads each, all asking at
+    once for a bundle the folder has not got: one folder, complete, and no leftovers."""
+    a = machine("a")
+    record = a.create(nudged(weights[0], 11), weights[1], source_format="t").record
+    readers = [machine("b"), machine("b")]  # one data folder, two registries
+    start = threading.Barrier(4)
+    paths: list[Path] = []
+
+    def first_use(registry: Registry) -> None:
+        start.wait()
+        paths.append(registry.bundle_path(registry.get(record.id)))
+
+    threads = [threading.Thread(target=first_use, args=(r,)) for r in readers * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(paths) == 4 and set(paths) == {readers[0].store.root / record.sha256}
+    assert [p.name for p in readers[0].store.root.iterdir()] == [record.sha256]
+    assert read_bundle(paths[0]).weights().digest() == record.sha256
+
+
 @pytest.mark.parametrize("substitute", ["garbage", "another-models-network"])
 def test_a_damaged_shared_copy_reads_as_missing_never_as_other_weights(
     machine: Opener, weights: Weights, substitute: str
