@@ -75,8 +75,11 @@ def main() -> None:
             for name, registry in (("database", shared), ("local", local)):
                 weights = nudged(2 * n + (name == "local"))
                 create[name].append(
-                    _timed(lambda r=registry, w=weights: records.append(  # type: ignore[misc]
-                        (r, r.create(w, bundle.manifest, source_format="b").record)))
+                    _timed(
+                        lambda r=registry, w=weights: records.append(  # type: ignore[misc]
+                            (r, r.create(w, bundle.manifest, source_format="b").record)
+                        )
+                    )
                 )
         print(f"bundle of {size / 1e6:.2f} MB, PostgreSQL on a Unix socket, {args.rounds} rounds")
         print(f"create, shared_files=database: {_ms(create['database'])}")

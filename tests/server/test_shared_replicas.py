@@ -34,9 +34,7 @@ Replicas = Callable[..., tuple[LiveServer, LiveServer]]
 
 
 @pytest.fixture
-def replicas(
-    start_server: ServerFactory, postgres_url: str, tmp_path: Path
-) -> Iterator[Replicas]:
+def replicas(start_server: ServerFactory, postgres_url: str, tmp_path: Path) -> Iterator[Replicas]:
     """``replicas(**a_settings)``: servers A and B on this test's database, data folders
     ``tmp_path/a`` and ``tmp_path/b``; stopped when the test ends (before its database goes)."""
     started: list[LiveServer] = []

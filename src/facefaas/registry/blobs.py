@@ -70,6 +70,8 @@ blobs = sa.Table(
     # Milliseconds since the epoch; NULL: kept until its owner deletes it.
     sa.Column("expires_at_ms", sa.BigInteger, nullable=True, index=True),
 )
+
+
 # Stored out of line, uncompressed: ONNX weights are floats that PostgreSQL's pglz cannot shrink
 # but tries to, which made publishing a 2 MB bundle take 3x as long (benchmarks/shared_files.py).
 @sa.event.listens_for(blobs, "after_create")

@@ -126,8 +126,8 @@ class ModelStore:
         one that commits the model's row), unless it is there already; nothing without blobs."""
         if self.blobs is None:
             return
-        stored = self.blobs.lock(conn, self.path(sha256).name)
-        folder = self.path(sha256)
+        folder = self.path(sha256)  # checks the digest: the blobs' owner is a digest too
+        stored = self.blobs.lock(conn, folder.name)
         files = {
             entry.name: entry.read_bytes()
             for entry in sorted(folder.iterdir())
