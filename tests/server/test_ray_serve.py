@@ -28,7 +28,6 @@ from facefaas.decode import load_image  # noqa: E402
 from facefaas.detector import Detector  # noqa: E402
 from facefaas.render import encode_image  # noqa: E402
 from facefaas.request import OutputOptions  # noqa: E402
-from facefaas.settings import Settings  # noqa: E402
 
 from .conftest import TEST_LIMITS, assert_problem, upload  # noqa: E402
 
@@ -97,7 +96,7 @@ def _wait_ready(url: str) -> None:
 def ray_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayApp]:
     from ray.cluster_utils import Cluster
 
-    from facefaas.scale.serve import build
+    from facefaas.scale.serve import app
 
     cluster = Cluster(
         initialize_head=True,
@@ -110,20 +109,20 @@ def ray_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayApp]:
     try:
         cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
         ray.init(address=cluster.address, log_to_driver=False)
-        settings = Settings(
-            **{**TEST_LIMITS, "inference_threads": 1, "queue_size": 8},
-            data_dir=tmp_path_factory.mktemp("ray-data"),
-            ray_min_replicas=2,
-            ray_max_replicas=2,
-            ray_replica_cpus=0.5,
-            # Past two requests at once a replica's model is loaded on the other one too, so
-            # both replicas work under the tests' load.
-            ray_max_ongoing_requests=2,
-        )
+        # What a `serve deploy` config file's args are: Settings fields, as text.
+        args = {
+            **{name: str(value) for name, value in TEST_LIMITS.items()},
+            "inference_threads": "1",
+            "queue_size": "8",
+            "data_dir": str(tmp_path_factory.mktemp("ray-data")),
+            "ray_min_replicas": "2",
+            "ray_max_replicas": "2",
+            "ray_replica_cpus": "0.5",
+        }
         port = _free_port()
         # One proxy, on the head: both nodes share this machine's loopback ports.
         serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
-        serve.run(build(settings), name=APP, route_prefix="/")
+        serve.run(app(args), name=APP, route_prefix="/")
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url)
         with httpx.Client(base_url=url, timeout=60) as http:
@@ -262,3 +261,14 @@ def test_a_killed_detector_replica_costs_no_wrong_answer_and_comes_back(
     assert back(), (_detector_actors(), _detector_replicas())
     response = ray_app.http.post("/api/run/mtcnn/detect", content=solvay)
     assert _answer(response, "detect") == expected
+
+
+@pytest.mark.parametrize("flags", [["--replicas", "2"], ["--max-replicas", "3"]])
+def test_replica_options_of_serve_need_ray(flags: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from facefaas.cli import cli
+
+    result = CliRunner().invoke(cli, ["serve", *flags])
+    assert result.exit_code == 2
+    assert "go with --ray" in result.output

@@ -35,7 +35,9 @@ def serve_on_ray(settings: Settings, announce: Callable[[str], None] = print) ->
     finally:
         registry.close()
     own = settings.ray_address is None
-    ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False)
+    # "local": a new instance even where another one runs on this machine (`ray start`).
+    address = settings.ray_address or "local"
+    ray.init(address=address, include_dashboard=False, log_to_driver=False)
     # After ray.init, which installs handlers of its own for the driver.
     stop = threading.Event()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
