@@ -135,6 +135,32 @@ def ray_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayApp]:
             cluster.shutdown()
 
 
+@pytest.fixture(scope="module")
+def batched_url(ray_app: RayApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second application on the cluster, with cross-request batching, at ``/batched``."""
+    from facefaas.scale.serve import app
+
+    args = {
+        **{name: str(value) for name, value in TEST_LIMITS.items()},
+        "data_dir": str(tmp_path_factory.mktemp("ray-batched")),
+        "inference_threads": "1",
+        "ray_min_replicas": "1",
+        "ray_max_replicas": "1",
+        "ray_replica_cpus": "0.5",
+        "ray_batching": "true",
+        "ray_max_ongoing_requests": "8",  # so that four requests can be on it, in one batch
+        "ray_batch_size": "4",
+        "ray_batch_wait": "0.2",  # long enough for concurrent requests to share a batch
+    }
+    serve.run(app(args), name=f"{APP}-batched", route_prefix="/batched")
+    url = f"{ray_app.url}/batched"
+    try:
+        _wait_ready(url)
+        yield url
+    finally:
+        serve.delete(f"{APP}-batched")
+
+
 def _library(model: Path | str, data: bytes, function: str) -> Any:
     """What the library answers in this process: the faces' JSON, or the picture's bytes."""
     decoded = load_image(data)
@@ -203,6 +229,23 @@ def test_built_in_and_uploaded_models_answer_concurrently_as_the_library(
         assert got == expected[(model, image, function)], (model, function)
     # The nudged weights are another model: its scores differ from the built-in's somewhere.
     assert expected[(uploaded, solvay, "detect")] != expected[("mtcnn", solvay, "detect")]
+
+
+def test_batched_requests_answer_as_the_library(
+    ray_app: RayApp, batched_url: str, hopper: bytes, solvay: bytes
+) -> None:
+    calls = [(image, function) for image in (hopper, solvay) for function in ("detect", "infer")]
+    calls = calls * 2
+    expected = {call: _library("mtcnn", *call) for call in set(calls)}
+
+    def call(image: bytes, function: str) -> Any:
+        response = ray_app.http.post(f"{batched_url}/api/run/mtcnn/{function}", content=image)
+        return _answer(response, function)
+
+    with ThreadPoolExecutor(len(calls)) as workers:
+        answers = list(workers.map(lambda c: call(*c), calls))
+    for key, got in zip(calls, answers, strict=True):
+        assert got == expected[key], key[1]
 
 
 def test_an_error_on_a_detector_replica_is_its_problem_status(
