@@ -248,6 +248,45 @@ def test_batched_requests_answer_as_the_library(
         assert got == expected[key], key[1]
 
 
+def test_past_the_replicas_queue_requests_get_503_and_the_rest_right_answers(
+    ray_app: RayApp, tmp_path: Path, solvay: bytes
+) -> None:
+    from facefaas.scale.serve import app
+
+    args = {
+        **{name: str(value) for name, value in TEST_LIMITS.items()},
+        "data_dir": str(tmp_path),
+        "inference_threads": "1",
+        "ray_min_replicas": "1",
+        "ray_max_replicas": "1",
+        "ray_replica_cpus": "0.25",
+        "ray_max_ongoing_requests": "1",
+        "ray_max_queued_requests": "1",
+    }
+    name = f"{APP}-small"
+    serve.run(app(args), name=name, route_prefix="/small")
+    try:
+        _wait_ready(f"{ray_app.url}/small")
+        expected = _library("mtcnn", solvay, "detect")
+        with ThreadPoolExecutor(6) as workers:
+            responses = list(
+                workers.map(
+                    lambda _: ray_app.http.post("/small/api/run/mtcnn/detect", content=solvay),
+                    range(6),
+                )
+            )
+    finally:
+        serve.delete(name)
+    statuses = sorted(r.status_code for r in responses)
+    assert 200 in statuses and 503 in statuses, statuses
+    for response in responses:
+        if response.status_code == 200:
+            assert response.json()["faces"] == expected
+        else:
+            assert_problem(response, 503, "overloaded")
+            assert int(response.headers["Retry-After"]) >= 1
+
+
 def test_an_error_on_a_detector_replica_is_its_problem_status(
     ray_app: RayApp, hopper: bytes
 ) -> None:
