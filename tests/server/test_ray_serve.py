@@ -2,8 +2,8 @@
 
 One local cluster (a head and a worker node on this machine, one CPU and 100 MB of object
 store each, no dashboard) runs the application with two detector replicas and the HTTP proxy on
-a loopback port. Answers are compared with the library's, run in this process; a detector
-replica is killed under load and must come back.
+a loopback port, two ingress replicas behind it. Answers are compared with the library's, run
+in this process; a detector replica is killed under load and must come back.
 """
 
 from __future__ import annotations
@@ -118,6 +118,8 @@ def ray_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayApp]:
             "ray_min_replicas": "2",
             "ray_max_replicas": "2",
             "ray_replica_cpus": "0.5",
+            # Two ingress replicas: an upload through one is called through either.
+            "ray_ingress_replicas": "2",
         }
         port = _free_port()
         # One proxy, on the head: both nodes share this machine's loopback ports.
@@ -354,3 +356,24 @@ def test_replica_options_of_serve_need_ray(flags: list[str]) -> None:
     result = CliRunner().invoke(cli, ["serve", *flags])
     assert result.exit_code == 2
     assert "go with --ray" in result.output
+
+
+def test_serve_run_builds_the_application_from_its_import_path_and_args(tmp_path: Path) -> None:
+    # What `serve run facefaas.scale.serve:app ray_max_replicas=3` and `serve deploy` do.
+    from ray._common.utils import import_attr
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+
+    builder = import_attr("facefaas.scale.serve:app")
+    application = call_user_app_builder_with_args_if_necessary(
+        builder, {"data_dir": str(tmp_path), "ray_max_replicas": "3", "inference_threads": "2"}
+    )
+    assert isinstance(application, serve.Application)
+    # The detector deployment bound as the ingress's first argument (Ray's private fields).
+    detector = application._bound_deployment.init_args[0]._bound_deployment
+    assert detector.name == "facefaas-detector"
+    assert detector.max_ongoing_requests == 3  # inference_threads + 1
+    autoscaling = detector._deployment_config.autoscaling_config
+    assert (autoscaling.min_replicas, autoscaling.max_replicas) == (1, 3)
+    assert autoscaling.target_ongoing_requests == 2.0  # inference_threads
+    with pytest.raises(Exception, match="ray_max_replicas"):
+        call_user_app_builder_with_args_if_necessary(builder, {"ray_max_replicas": "0"})
