@@ -14,8 +14,9 @@ server, so that both see the same load from whatever else runs on the machine. E
 configuration is warmed (each image once) first. Prints a table: images/s (median of the
 passes), p50 and p99 latency, non-200 answers, and the median ratio to the plain passes beside
 them (the issue's target for Ray: at least 90% at the same cores); then the per-request
-overhead: the p50 latency of one request at a time on the smallest photo, plain and Ray. A
-script, not a test; about 4-6 minutes on 2 cores.
+overhead: the p50 latency of one request at a time on the smallest photo, plain and Ray, and
+the CPU time per request of every process of each (Linux /proc). A script, not a test; about
+4-6 minutes on 2 cores.
 
     python benchmarks/scale.py
     python benchmarks/scale.py --cores 2 --concurrency 4 --rounds 4 --replicas 1,2
@@ -39,7 +40,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import local_server, percentile
+from load import SERVER_PIDS, local_server, percentile
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO.parent / "shared" / "eval" / "photos"
@@ -100,19 +101,69 @@ def row(name: str, runs: list[Run], plain: list[Run]) -> str:
     )
 
 
-def per_request_overhead(plain_url: str, ray_url: str, image: bytes) -> tuple[float, float]:
-    """p50 latency (ms) of one request at a time on a small image, plain and Ray, alternated:
-    what Ray's hops (proxy, ingress, detector replica) add to a request."""
-    times: dict[str, list[float]] = {plain_url: [], ray_url: []}
+@dataclass
+class Overhead:
+    """One request at a time on one image: p50 latency and CPU per request, plain and Ray."""
+
+    plain_ms: float
+    ray_ms: float
+    plain_cpu_ms: float
+    ray_cpu_ms: float
+
+
+def per_request_overhead(plain_url: str, ray_url: str, image: bytes) -> Overhead:
+    """What Ray's hops (its HTTP proxy, the ingress replica, the detector replica) and its own
+    processes (controller, GCS, raylet) add to a request: latency, and CPU time of every
+    process of each side (the plain server; every process Ray started here)."""
+    plain_pids = set(_tree(SERVER_PIDS[-1]))
+    ray_pids = set(_tree(os.getpid())) - plain_pids - {os.getpid()}
+    latency: dict[str, list[float]] = {}
+    cpu: dict[str, float] = {}
     with httpx.Client(timeout=60) as http:
-        for _ in range(OVERHEAD_REQUESTS):
-            for url, kept in times.items():
+        for url, pids in ((plain_url, plain_pids), (ray_url, ray_pids)):
+            before = _cpu_seconds(pids)
+            kept = latency[url] = []
+            for _ in range(OVERHEAD_REQUESTS):
                 start = time.perf_counter()
                 response = http.post(f"{url}/api/run/mtcnn/detect", content=image)
                 kept.append(time.perf_counter() - start)
                 response.raise_for_status()
-    plain, ray = (statistics.median(kept) * 1000 for kept in times.values())
-    return plain, ray
+            cpu[url] = (_cpu_seconds(pids) - before) / OVERHEAD_REQUESTS
+    return Overhead(
+        statistics.median(latency[plain_url]) * 1000,
+        statistics.median(latency[ray_url]) * 1000,
+        cpu[plain_url] * 1000,
+        cpu[ray_url] * 1000,
+    )
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -198,7 +249,7 @@ def main() -> None:
     )
     lines: list[str] = []
     all_plain: list[Run] = []
-    overhead: tuple[float, float] | None = None
+    overhead: Overhead | None = None
     with local_server(1, args.cores) as plain_url, ray_instance(args.cores) as port:
         drive(plain_url, photos, args.concurrency)  # warm
         for batching in (False, True):
@@ -226,10 +277,12 @@ def main() -> None:
     print(row("plain, one process", all_plain, all_plain))
     print("\n".join(lines))
     if overhead is not None:
-        plain_ms, ray_ms = overhead
         print(
-            f"\nper-request overhead, one request at a time on the smallest photo: plain p50 "
-            f"{plain_ms:.1f} ms, Ray p50 {ray_ms:.1f} ms: {ray_ms - plain_ms:+.1f} ms"
+            f"\none request at a time on the smallest photo ({OVERHEAD_REQUESTS} each): "
+            f"p50 plain {overhead.plain_ms:.1f} ms, Ray {overhead.ray_ms:.1f} ms "
+            f"({overhead.ray_ms - overhead.plain_ms:+.1f} ms); CPU per request, all processes: "
+            f"plain {overhead.plain_cpu_ms:.1f} ms, Ray {overhead.ray_cpu_ms:.1f} ms "
+            f"({overhead.ray_cpu_ms - overhead.plain_cpu_ms:+.1f} ms)"
         )
 
 
