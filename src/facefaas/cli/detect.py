@@ -481,6 +481,8 @@ class _Runner:
         self.picture_file = picture_file  # -o naming the one image's picture (output is None)
         self.fetch_allow = fetch_allow  # --fetch-allow: CIDRs and host names admitted
         self.policy: Any = None
+        # Results go to this stdout even while --ray points sys.stdout at stderr for Ray's chatter.
+        self.stdout: IO[str] = sys.stdout
 
     def run(self, items: list[Item], *, remote: bool, results: Results | None = None) -> Tally:
         """Every item, computed here one by one or by ``results`` (``--ray``), and written."""
@@ -511,7 +513,8 @@ class _Runner:
                 bar.update()
         if self.as_json and self.output is None:
             # One image per line: valid JSON, easy to read and to diff.
-            click.echo("[\n" + ",\n".join(json.dumps(r) for r in self.collected) + "\n]")
+            array = "[\n" + ",\n".join(json.dumps(r) for r in self.collected) + "\n]"
+            click.echo(array, file=self.stdout)
         return tally
 
     @staticmethod
@@ -556,7 +559,7 @@ class _Runner:
             yield None, set()
             return
         if self.output is None:
-            yield sys.stdout, set()
+            yield self.stdout, set()
             return
         path = self.output / RESULTS_JSONL
         done = _paths_in_jsonl(path) if self.skip_existing and path.is_file() else set()
@@ -615,7 +618,7 @@ class _Runner:
         picture_name = output_name(item.relative, computed.decoded_format)[0]
         if self.picture_file is not None:
             _write_atomic(self.picture_file, picture)
-            click.echo(_summary(record))
+            click.echo(_summary(record), file=self.stdout)
         elif self.output is not None:
             if self.render:
                 _write_atomic(self._claim(self.output, picture_name, item), picture)
@@ -629,7 +632,7 @@ class _Runner:
             stdout.write(picture)
             stdout.flush()
         elif not self.as_jsonl:
-            click.echo(_summary(record))
+            click.echo(_summary(record), file=self.stdout)
         if sink is not None:
             sink.write(json.dumps(record) + "\n")
             sink.flush()

@@ -11,8 +11,9 @@ stack.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, redirect_stdout
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -129,6 +130,10 @@ def ray_results(
     def compute(todo: list[Item]) -> Iterator[tuple[Item, Computed | str]]:
         if not todo:
             return
+        # Ray's driver prints the errors it is told of (a worker died, a task is retried) on
+        # sys.stdout from a thread of its own: they go to stderr, and the results, which the
+        # runner writes to the stdout it was given, stay alone on stdout.
+        stack.enter_context(redirect_stdout(sys.stderr))
         try:
             stack.enter_context(ray_session(address))
         except ConnectionError as exc:  # like a model that cannot be loaded: nothing done

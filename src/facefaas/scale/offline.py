@@ -48,6 +48,7 @@ DEFAULT_OBJECT_STORE_BYTES = 512 * 1024 * 1024
 so it needs little; Ray's own default (30% of memory) would take memory the actors need."""
 
 _RAY_LOGGERS = ("ray", "ray.data")
+_MAX_BLOCKS = 4096  # past this, blocks hold several batches: fewer objects for the driver
 
 PictureFormat = Literal["jpeg", "png", "auto"]
 """How a source's picture is encoded; ``"auto"``: PNG for a PNG input, else JPEG."""
@@ -144,7 +145,8 @@ def ray_session(
     no dashboard, an object store of ``object_store_bytes``), and shut down at the end.
 
     Ray's logs stay in its session folder: workers' output is not forwarded to the driver and
-    its own loggers say only errors, so stdout keeps the results alone. An already connected
+    its own loggers say only errors, so stdout keeps the results alone. ``num_cpus`` defaults
+    to the CPUs this process may run on. An already connected
     Ray (a caller's own ``ray.init``) is used as it is and left running.
     """
     import ray
@@ -160,7 +162,7 @@ def ray_session(
         if address is None:
             ray.init(
                 address="local",  # never a cluster that `ray start` left on this machine
-                num_cpus=num_cpus or os.cpu_count() or 1,
+                num_cpus=num_cpus or len(os.sched_getaffinity(0)),
                 include_dashboard=False,
                 object_store_memory=object_store_bytes,
                 log_to_driver=False,
@@ -204,7 +206,7 @@ def detect_offline(
     ]
     # One block per batch: work is handed out a batch at a time (balanced over the actors) and
     # results come back as soon as each batch is done.
-    blocks = math.ceil(len(rows) / options.batch_size)
+    blocks = min(math.ceil(len(rows) / options.batch_size), _MAX_BLOCKS)
     dataset = ray.data.from_items(rows, override_num_blocks=blocks)
     context = dataset.context
     context.enable_progress_bars = False  # the caller shows its own, of images done
