@@ -377,3 +377,13 @@ def test_serve_run_builds_the_application_from_its_import_path_and_args(tmp_path
     assert autoscaling.target_ongoing_requests == 2.0  # inference_threads
     with pytest.raises(Exception, match="ray_max_replicas"):
         call_user_app_builder_with_args_if_necessary(builder, {"ray_max_replicas": "0"})
+
+
+def test_a_detector_replica_runs_as_many_images_at_once_as_it_has_cpus(tmp_path: Path) -> None:
+    from facefaas.scale.serve import app
+
+    application = app({"data_dir": str(tmp_path), "ray_replica_cpus": "3"})
+    detector = application._bound_deployment.init_args[0]._bound_deployment
+    assert detector.init_args[0].inference_threads == 3
+    assert detector.max_ongoing_requests == 4
+    assert detector.ray_actor_options["num_cpus"] == 3

@@ -59,7 +59,15 @@ class Ingress:
 
 
 def build(settings: Settings) -> Application:
-    """The application of ``settings``: the ingress bound to the detector deployment."""
+    """The application of ``settings``: the ingress bound to the detector deployment.
+
+    A detector replica runs ``inference_threads`` images at once; unless that is given, it is
+    the replica's CPUs (``ray_replica_cpus``, at least 1), not the cores of the machine that
+    builds the application.
+    """
+    if "inference_threads" not in settings.model_fields_set:
+        threads = max(1, round(settings.ray_replica_cpus))
+        settings = settings.model_copy(update={"inference_threads": threads})
     threads = settings.inference_threads
     autoscaling: dict[str, Any] = {
         "min_replicas": settings.ray_min_replicas,
