@@ -7,6 +7,8 @@ Runs, one after the other, on the same images (the photos of ../shared/eval/phot
 - ``ray xN``: the Ray Serve application (``facefaas.scale.serve``) on a local Ray instance of
   ``--cores`` CPUs, N detector replicas sharing those cores (``cores/N`` inference threads
   each), ``@serve.batch`` off and on;
+- ``ray, models in the ingress``: the same without a detector deployment
+  (``ray_detector_deployment=False``), one replica of ``--cores`` threads.
 
 The plain server and the Ray instance stay up together, idle but for the one being driven;
 each Ray configuration is timed in ``--passes`` passes, each right after a pass of the plain
@@ -198,7 +200,9 @@ def ray_instance(cores: int) -> Iterator[int]:
 
 
 @contextmanager
-def ray_app(port: int, cores: int, replicas: int, batching: bool) -> Iterator[str]:
+def ray_app(
+    port: int, cores: int, replicas: int, batching: bool, detectors: bool = True
+) -> Iterator[str]:
     from ray import serve
 
     from facefaas.scale.serve import build
@@ -215,6 +219,8 @@ def ray_app(port: int, cores: int, replicas: int, batching: bool) -> Iterator[st
             ray_max_replicas=replicas,
             ray_replica_cpus=cores / replicas,
             ray_batching=batching,
+            ray_detector_deployment=detectors,
+            queue_size=16,
         )
         serve.run(build(settings), name=APP, route_prefix="/")
         try:
@@ -250,40 +256,47 @@ def main() -> None:
     lines: list[str] = []
     all_plain: list[Run] = []
     overhead: Overhead | None = None
+    colocated: Overhead | None = None
     with local_server(1, args.cores) as plain_url, ray_instance(args.cores) as port:
         drive(plain_url, photos, args.concurrency)  # warm
-        for batching in (False, True):
-            for replicas in counts:
-                name = f"ray, {replicas} detector replica{'s' if replicas > 1 else ''}"
-                name += ", batching" if batching else ""
-                with ray_app(port, args.cores, replicas, batching) as url:
-                    drive(url, photos, args.concurrency)  # warm: every replica loads the model
-                    if replicas == counts[0] and not batching:
-                        overhead = per_request_overhead(plain_url, url, min(photos, key=len))
-                    plain: list[Run] = []
-                    runs: list[Run] = []
-                    for _ in range(args.passes):
-                        plain.append(drive(plain_url, work, args.concurrency))
-                        runs.append(drive(url, work, args.concurrency))
-                        print(
-                            f"  {name}: {runs[-1].images_per_s:.2f} images/s "
-                            f"(plain {plain[-1].images_per_s:.2f})",
-                            file=sys.stderr,
-                        )
-                lines.append(row(name, runs, plain))
-                all_plain += plain
+        configs = [(n, False, True) for n in counts] + [(n, True, True) for n in counts]
+        configs.append((1, False, False))
+        for replicas, batching, detectors in configs:
+            name = f"ray, {replicas} detector replica{'s' if replicas > 1 else ''}"
+            name += ", batching" if batching else ""
+            if not detectors:
+                name = "ray, models in the ingress (1 replica, no detector deployment)"
+            with ray_app(port, args.cores, replicas, batching, detectors) as url:
+                drive(url, photos, args.concurrency)  # warm: every replica loads the model
+                if replicas == counts[0] and not batching and detectors:
+                    overhead = per_request_overhead(plain_url, url, min(photos, key=len))
+                plain: list[Run] = []
+                runs: list[Run] = []
+                for _ in range(args.passes):
+                    plain.append(drive(plain_url, work, args.concurrency))
+                    runs.append(drive(url, work, args.concurrency))
+                    print(
+                        f"  {name}: {runs[-1].images_per_s:.2f} images/s "
+                        f"(plain {plain[-1].images_per_s:.2f})",
+                        file=sys.stderr,
+                    )
+                if not detectors:
+                    colocated = per_request_overhead(plain_url, url, min(photos, key=len))
+            lines.append(row(name, runs, plain))
+            all_plain += plain
     print("| run | images/s | p50 ms | p99 ms | not 200 | vs plain |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     print(row("plain, one process", all_plain, all_plain))
     print("\n".join(lines))
-    if overhead is not None:
-        print(
-            f"\none request at a time on the smallest photo ({OVERHEAD_REQUESTS} each): "
-            f"p50 plain {overhead.plain_ms:.1f} ms, Ray {overhead.ray_ms:.1f} ms "
-            f"({overhead.ray_ms - overhead.plain_ms:+.1f} ms); CPU per request, all processes: "
-            f"plain {overhead.plain_cpu_ms:.1f} ms, Ray {overhead.ray_cpu_ms:.1f} ms "
-            f"({overhead.ray_cpu_ms - overhead.plain_cpu_ms:+.1f} ms)"
-        )
+    for label, measured in (("", overhead), (", models in the ingress", colocated)):
+        if measured is not None:
+            print(
+                f"\none request at a time on the smallest photo{label} ({OVERHEAD_REQUESTS} "
+                f"each): p50 plain {measured.plain_ms:.1f} ms, Ray {measured.ray_ms:.1f} ms "
+                f"({measured.ray_ms - measured.plain_ms:+.1f} ms); CPU per request, all "
+                f"processes: plain {measured.plain_cpu_ms:.1f} ms, Ray {measured.ray_cpu_ms:.1f} "
+                f"ms ({measured.ray_cpu_ms - measured.plain_cpu_ms:+.1f} ms)"
+            )
 
 
 if __name__ == "__main__":

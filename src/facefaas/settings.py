@@ -316,6 +316,12 @@ class Settings(BaseSettings):
     ray_ingress_replicas: int = Field(
         default=1, ge=1, le=1000, description="HTTP ingress replicas (auth, parsing, registry)"
     )
+    ray_detector_deployment: bool = Field(
+        default=True,
+        description="run the models on detector replicas, each holding the models it serves; "
+        "False: in the ingress replicas themselves (each keeps model_cache_size models), which "
+        "then scale as the detector replicas would: one hop less, no model-aware placement",
+    )
     ray_batching: bool = Field(
         default=False,
         description="collect concurrent requests for one model into one call (@serve.batch); "

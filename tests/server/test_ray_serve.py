@@ -250,6 +250,43 @@ def test_batched_requests_answer_as_the_library(
         assert got == expected[key], key[1]
 
 
+def test_without_a_detector_deployment_the_ingress_runs_the_models_as_the_library(
+    ray_app: RayApp, tmp_path: Path, hopper: bytes, solvay: bytes
+) -> None:
+    from facefaas.scale.serve import app
+
+    args = {
+        **{name: str(value) for name, value in TEST_LIMITS.items()},
+        "data_dir": str(tmp_path),
+        "inference_threads": "1",
+        "ray_min_replicas": "1",
+        "ray_max_replicas": "1",
+        "ray_replica_cpus": "0.25",
+        "ray_detector_deployment": "false",
+        "queue_size": "8",  # the ingress's own pool admits the images now
+    }
+    name = f"{APP}-colocated"
+    serve.run(app(args), name=name, route_prefix="/colocated")
+    try:
+        _wait_ready(f"{ray_app.url}/colocated")
+        deployments = serve.status().applications[name].deployments
+        assert set(deployments) == {"facefaas"}
+        calls = [
+            (image, function) for image in (hopper, solvay) for function in ("detect", "infer")
+        ]
+        with ThreadPoolExecutor(len(calls)) as workers:
+            responses = list(
+                workers.map(
+                    lambda c: ray_app.http.post(f"/colocated/api/run/mtcnn/{c[1]}", content=c[0]),
+                    calls,
+                )
+            )
+    finally:
+        serve.delete(name)
+    for (image, function), response in zip(calls, responses, strict=True):
+        assert _answer(response, function) == _library("mtcnn", image, function), function
+
+
 def test_past_the_replicas_queue_requests_get_503_and_the_rest_right_answers(
     ray_app: RayApp, tmp_path: Path, solvay: bytes
 ) -> None:

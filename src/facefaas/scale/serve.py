@@ -9,6 +9,10 @@ Two deployments:
   (``@serve.multiplexed``) and run them, autoscaled between ``ray_min_replicas`` and
   ``ray_max_replicas`` on ``ray_target_ongoing_requests``.
 
+With ``ray_detector_deployment=False`` there is only the ingress, running the models itself as
+the plain service does and scaled by the same ``ray_*`` replica settings: one hop less per
+request (``benchmarks/scale.py`` measures it), but every replica loads whatever it is asked for.
+
 ``app`` is an application builder: ``serve run facefaas.scale.serve:app`` (settings from
 ``FACEFAAS_*``), ``serve run facefaas.scale.serve:app ray_max_replicas=4 data_dir=/data``, or a
 ``serve deploy`` config file with ``import_path: facefaas.scale.serve:app`` and ``args:``. Its
@@ -40,9 +44,10 @@ DETECTOR = "facefaas-detector"
 
 @serve.ingress()
 class Ingress:
-    """The FastAPI app in a Serve replica, its images sent to the detector deployment."""
+    """The FastAPI app in a Serve replica, its images sent to the detector deployment (or run
+    here, with ``detector`` None)."""
 
-    def __init__(self, detector: DeploymentHandle[Any], settings: Settings) -> None:
+    def __init__(self, detector: DeploymentHandle[Any] | None, settings: Settings) -> None:
         self._detector = detector
         self._settings = settings
 
@@ -52,7 +57,9 @@ class Ingress:
 
         settings = self._settings
         configure_logging(settings.log_format, settings.log_level)
-        inference = RayInference(self._detector, retry_after=settings.retry_after)
+        inference = None  # without a detector deployment, this replica runs the models
+        if self._detector is not None:
+            inference = RayInference(self._detector, retry_after=settings.retry_after)
         # Several ingress replicas share the store: it is reconciled once, before deploying
         # (`facefaas serve --ray`), never by a replica while another one takes uploads.
         return create_app(settings, reconcile=False, inference=inference)
@@ -76,6 +83,18 @@ def build(settings: Settings) -> Application:
     }
     if settings.ray_initial_replicas is not None:
         autoscaling["initial_replicas"] = settings.ray_initial_replicas
+    if not settings.ray_detector_deployment:
+        # The models run in the ingress replicas, which take any request (uploads, listings)
+        # and admit images by their own pool, as the plain service does.
+        colocated = serve.deployment(
+            name=INGRESS,
+            autoscaling_config=autoscaling,
+            max_ongoing_requests=settings.ray_max_ongoing_requests or _ingress_ongoing(settings),
+            max_queued_requests=settings.ray_max_queued_requests,
+            ray_actor_options={"num_cpus": settings.ray_replica_cpus},
+        )(Ingress)
+        alone: Application = colocated.bind(None, settings)
+        return alone
     detector = serve.deployment(
         name=DETECTOR,
         autoscaling_config=autoscaling,
@@ -89,11 +108,15 @@ def build(settings: Settings) -> Application:
         name=INGRESS,
         num_replicas=settings.ray_ingress_replicas,
         # The ingress waits on replicas; its own limits (pool, body budget) are the app's.
-        max_ongoing_requests=max(settings.max_connections, 16),
+        max_ongoing_requests=_ingress_ongoing(settings),
         ray_actor_options={"num_cpus": 0},
     )(Ingress)
     application: Application = ingress.bind(detector.bind(settings), settings)
     return application
+
+
+def _ingress_ongoing(settings: Settings) -> int:
+    return max(settings.max_connections, 16)
 
 
 def app(args: Mapping[str, Any]) -> Application:
