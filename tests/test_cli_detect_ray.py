@@ -251,3 +251,35 @@ def test_ray_options_are_checked_before_anything_runs(args: list[str], message: 
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_detect_offline_yields_each_sources_outcome_in_order_with_the_requests_filter(
+    wider: Path, ray_address: str, tmp_path: Path
+) -> None:
+    """The library function on its own: another function (blur), a face filter, PNG pictures."""
+    import io
+    import itertools
+
+    from PIL import Image
+
+    from facefaas.detector import Detector
+    from facefaas.functions import get_function
+    from facefaas.params import DetectionParams
+    from facefaas.request import DetectionRequest
+    from facefaas.scale.offline import Source, detect_offline, ray_session
+
+    params = DetectionParams(min_size=60)
+    with Detector() as detector:  # images with several faces, so that the filter drops some
+        found = ((path, detector.detect(path, params)) for path in sorted(wider.rglob("*.jpg")))
+        expected = list(itertools.islice(((p, f) for p, f in found if len(f) > 1), 3))
+    sources = [Source(str(path), str(path), "png") for path, _ in expected]
+    sources.insert(1, Source("missing", str(tmp_path / "missing.jpg"), "png"))
+    request = DetectionRequest(get_function("blur"), params=params, max_faces=1)
+    with ray_session(ray_address):
+        outcomes = list(detect_offline(sources, request))
+    assert [o.index for o in outcomes] == [0, 1, 2, 3]
+    assert outcomes[1].error == "[Errno 2] No such file or directory: 'missing'"  # its name
+    for (path, faces), outcome in zip(expected, [outcomes[0], *outcomes[2:]], strict=True):
+        assert outcome.record == {"path": str(path), **faces.filter(max_faces=1).to_dict()}
+        picture = Image.open(io.BytesIO(outcome.picture or b""))
+        assert (picture.format, picture.size) == ("PNG", (faces.width, faces.height))

@@ -207,6 +207,7 @@ def detect_offline(
     # One block per batch: work is handed out a batch at a time (balanced over the actors) and
     # results come back as soon as each batch is done.
     blocks = min(math.ceil(len(rows) / options.batch_size), _MAX_BLOCKS)
+    actors = min(actors, blocks)  # an actor with no block to work on would load a model for nothing
     dataset = ray.data.from_items(rows, override_num_blocks=blocks)
     context = dataset.context
     context.enable_progress_bars = False  # the caller shows its own, of images done
