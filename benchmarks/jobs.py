@@ -102,8 +102,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="inference threads [2]")
     parser.add_argument("--repeat", type=int, default=4, help="the large job: images x N [4]")
     parser.add_argument("--sync-calls", type=int, default=15)
-    parser.add_argument("--job-threads", type=int, default=None,
-                        help="threads jobs hold while synchronous calls are made [threads - 1]")
+    parser.add_argument(
+        "--job-threads",
+        type=int,
+        default=None,
+        help="threads jobs hold while synchronous calls are made [threads - 1]",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="job/detect_batch rounds [3]")
     args = parser.parse_args()
 
@@ -170,6 +174,7 @@ def main() -> None:
             server.should_exit = True
             time.sleep(0.5)
             detector.close()
+
 
 if __name__ == "__main__":
     main()

@@ -578,9 +578,7 @@ def test_a_stopping_service_gives_its_items_back_and_another_finishes_them(
     job = submit(first.url, {"inputs": [f"{image_host}/{name}" for name in names]})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        status = httpx.get(
-            f"{first.url}{job['status_url']}", headers=_auth(job), timeout=30
-        ).json()
+        status = httpx.get(f"{first.url}{job['status_url']}", headers=_auth(job), timeout=30).json()
         if status["counts"]["done"] >= 2:
             break
         time.sleep(0.05)
