@@ -92,8 +92,20 @@ def _wait_ready(url: str) -> None:
     raise AssertionError(f"the Ray application was not ready in {READY_SECONDS:.0f} s")
 
 
+def _shared_database(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings of a new database of the session's PostgreSQL, as every replica of a cluster
+    shares one; none (each app's SQLite in its data folder) where PostgreSQL is missing."""
+    try:
+        cluster = request.getfixturevalue("postgres_cluster")
+    except pytest.skip.Exception:
+        return {}
+    return {"database_url": cluster.url(cluster.new_database())}
+
+
 @pytest.fixture(scope="module")
-def ray_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayApp]:
+def ray_app(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RayApp]:
     from ray.cluster_utils import Cluster
 
     from facefaas.scale.serve import app
@@ -120,6 +132,7 @@ def ray_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayApp]:
             "ray_replica_cpus": "0.5",
             # Two ingress replicas: an upload through one is called through either.
             "ray_ingress_replicas": "2",
+            **_shared_database(request),
         }
         port = _free_port()
         # One proxy, on the head: both nodes share this machine's loopback ports.
