@@ -53,9 +53,11 @@ def _service(data_dir: Path, threads: int, job_threads: int | None) -> tuple[Any
     from facefaas.server import create_app
     from facefaas.settings import Settings
 
+    # The default job_poll_interval (0.5 s): a submit wakes the worker at once, and a shorter
+    # interval only adds idle polling (the webhook queue is looked at every interval).
     settings = Settings(
         data_dir=data_dir, inference_threads=threads, job_threads=job_threads,
-        fetch_allow=["127.0.0.1"], rate_limit="", job_poll_interval=0.05,
+        fetch_allow=["127.0.0.1"], rate_limit="",
         job_max_items=100_000, log_level="warning", log_format="text", queue_size=64,
     )  # fmt: skip
     sock = socket.socket()

@@ -24,6 +24,10 @@ from PIL import Image
 
 pytest.importorskip("fastapi", reason="the server extra is not installed")
 
+from facefaas.models.builtin import builtin_path
+from facefaas.models.bundle import read_bundle
+from facefaas.models.manifest import ModelManifest
+from facefaas.models.weights import MtcnnWeights
 from facefaas.server import create_app
 from facefaas.settings import Settings
 
@@ -220,3 +224,19 @@ def assert_problem(
     if code is not None:
         assert body["code"] == code, body
     return body
+
+
+@pytest.fixture(scope="module")
+def weights() -> tuple[MtcnnWeights, ModelManifest]:
+    """The built-in model's weights and manifest, to make other models from."""
+    folder = builtin_path("mtcnn")
+    assert folder is not None
+    bundle = read_bundle(folder)
+    return bundle.weights(), bundle.manifest
+
+
+def nudged(weights: MtcnnWeights, n: int) -> MtcnnWeights:
+    """Other weights (a new digest) whose faces differ from the built-in's by ``n`` x 1e-3."""
+    onet = dict(weights.onet)
+    onet["fc6_2.bias"] = onet["fc6_2.bias"] + np.float32(n * 1e-3)
+    return MtcnnWeights(pnet=dict(weights.pnet), rnet=dict(weights.rnet), onet=onet)

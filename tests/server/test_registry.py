@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -20,26 +19,12 @@ from facefaas.errors import (
     ModelConflictError,
     ModelNotFoundError,
 )
-from facefaas.models.builtin import builtin_path
-from facefaas.models.bundle import read_bundle
 from facefaas.models.manifest import ModelManifest
 from facefaas.models.weights import MtcnnWeights
 from facefaas.registry import ModelStore, Registry, check_model_id
 from facefaas.registry import keys as keymod
 
-
-@pytest.fixture(scope="module")
-def weights() -> tuple[MtcnnWeights, ModelManifest]:
-    folder = builtin_path("mtcnn")
-    assert folder is not None
-    bundle = read_bundle(folder)
-    return bundle.weights(), bundle.manifest
-
-
-def nudged(weights: MtcnnWeights, n: int) -> MtcnnWeights:
-    onet = dict(weights.onet)
-    onet["fc6_2.bias"] = onet["fc6_2.bias"] + np.float32(n * 1e-3)
-    return MtcnnWeights(pnet=dict(weights.pnet), rnet=dict(weights.rnet), onet=onet)
+from .conftest import nudged
 
 
 @pytest.fixture

@@ -11,13 +11,11 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from facefaas.errors import JobNotFoundError, ModelNotFoundError
 from facefaas.jobs import JobInput, JobStore, NewJob
-from facefaas.models.builtin import builtin_path
 from facefaas.models.bundle import read_bundle
 from facefaas.models.manifest import ModelManifest
 from facefaas.models.weights import MtcnnWeights
@@ -25,22 +23,10 @@ from facefaas.registry import Registry
 from facefaas.registry.blobs import BlobStore, blobs, uses_database
 from facefaas.registry.tables import make_engine
 
+from .conftest import nudged
+
 Weights = tuple[MtcnnWeights, ModelManifest]
 Opener = Callable[..., Registry]
-
-
-@pytest.fixture(scope="module")
-def weights() -> Weights:
-    folder = builtin_path("mtcnn")
-    assert folder is not None
-    bundle = read_bundle(folder)
-    return bundle.weights(), bundle.manifest
-
-
-def nudged(weights: MtcnnWeights, n: int) -> MtcnnWeights:
-    onet = dict(weights.onet)
-    onet["fc6_2.bias"] = onet["fc6_2.bias"] + np.float32(n * 1e-3)
-    return MtcnnWeights(pnet=dict(weights.pnet), rnet=dict(weights.rnet), onet=onet)
 
 
 def _machines(url: str, tmp_path: Path) -> Iterator[Opener]:
