@@ -108,6 +108,7 @@ def ray_app(
 ) -> Iterator[RayApp]:
     from ray.cluster_utils import Cluster
 
+    from facefaas.scale.local import stop_handle_loop
     from facefaas.scale.serve import app
 
     cluster = Cluster(
@@ -146,6 +147,7 @@ def ray_app(
         try:
             serve.shutdown()
         finally:
+            stop_handle_loop()
             ray.shutdown()
             cluster.shutdown()
 

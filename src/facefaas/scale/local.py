@@ -16,7 +16,7 @@ from types import FrameType
 
 from facefaas.settings import Settings
 
-__all__ = ["APP_NAME", "serve_on_ray"]
+__all__ = ["APP_NAME", "serve_on_ray", "stop_handle_loop"]
 
 APP_NAME = "facefaas"
 
@@ -66,6 +66,28 @@ def serve_on_ray(settings: Settings, announce: Callable[[str], None] = print) ->
             else:
                 serve.delete(APP_NAME)
         finally:
+            stop_handle_loop()
             ray.shutdown()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def stop_handle_loop() -> None:
+    """Stop the event loop thread that Serve's handles run in this process (``serve.run``
+    starts it). Left running past ``ray.shutdown()``, it touches the shut-down core worker, and
+    Ray then ends the whole process at once, exit status 1 (seen in the tests' driver logs:
+    "The core worker has already been shutdown ... The process will exit"). Serve has no public
+    call for this; a later handle starts a new loop."""
+    import time
+
+    from ray.serve._private.router import SingletonThreadRouter
+
+    loop = SingletonThreadRouter._asyncio_loop
+    if loop is None:
+        return
+    with SingletonThreadRouter._asyncio_loop_creation_lock:
+        SingletonThreadRouter._asyncio_loop = None
+    loop.call_soon_threadsafe(loop.stop)
+    deadline = time.monotonic() + 5
+    while loop.is_running() and time.monotonic() < deadline:
+        time.sleep(0.05)
