@@ -78,10 +78,15 @@ def stop_handle_loop() -> None:
     Ray then ends the whole process at once, exit status 1 (seen in the tests' driver logs:
     "The core worker has already been shutdown ... The process will exit"). Serve has no public
     call for this; a later handle starts a new loop."""
+    import gc
     import time
 
     from ray.serve._private.router import SingletonThreadRouter
 
+    # Handles and object references dropped earlier are freed now, while Ray still runs: freed
+    # later (by whichever thread next runs the garbage collector), they too would call into it.
+    gc.collect()
+    time.sleep(1.0)  # the long-poll callbacks of a just-deleted controller settle
     loop = SingletonThreadRouter._asyncio_loop
     if loop is None:
         return
