@@ -178,9 +178,7 @@ class JobWorker:
                 free = capacity - len(running)
                 if free > 0 and not self.service.draining:
                     try:
-                        claimed = await run_in_threadpool(
-                            self.store.claim, self.worker_id, free, settings.job_lease_seconds
-                        )
+                        claimed = await self._claim(free)
                     except Exception:
                         log.warning("claiming job items failed; trying again", exc_info=True)
                 for item in claimed:
@@ -202,6 +200,22 @@ class JobWorker:
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+
+    async def _claim(self, limit: int) -> list[ClaimedItem]:
+        """Claim up to ``limit`` items. A claim runs in a thread and may commit after the worker
+        was told to stop: its items are then recorded as ours anyway, so that :meth:`stop`
+        gives them back instead of leaving them claimed until their lease runs out."""
+        lease = self.service.settings.job_lease_seconds
+        claim = asyncio.ensure_future(
+            run_in_threadpool(self.store.claim, self.worker_id, limit, lease)
+        )
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            with suppress(Exception):
+                for item in await claim:
+                    self.active[item.id] = item
+            raise
 
     async def _renew_forever(self) -> None:
         lease = self.service.settings.job_lease_seconds
