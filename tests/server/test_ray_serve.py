@@ -158,11 +158,7 @@ def batched_url(ray_app: RayApp, tmp_path_factory: pytest.TempPathFactory) -> It
     from facefaas.scale.serve import app
 
     args = {
-        **{name: str(value) for name, value in TEST_LIMITS.items()},
-        "data_dir": str(tmp_path_factory.mktemp("ray-batched")),
-        "inference_threads": "1",
-        "ray_min_replicas": "1",
-        "ray_max_replicas": "1",
+        **_one_replica_args(str(tmp_path_factory.mktemp("ray-batched"))),
         "ray_replica_cpus": "0.5",
         "ray_batching": "true",
         "ray_max_ongoing_requests": "8",  # so that four requests can be on it, in one batch
@@ -176,6 +172,18 @@ def batched_url(ray_app: RayApp, tmp_path_factory: pytest.TempPathFactory) -> It
         yield url
     finally:
         serve.delete(f"{APP}-batched")
+
+
+def _one_replica_args(data_dir: str) -> dict[str, str]:
+    """An application's args (Settings fields as text, as a config file has them): the test
+    limits, ``data_dir``, one detector replica of one thread."""
+    return {
+        **{name: str(value) for name, value in TEST_LIMITS.items()},
+        "data_dir": data_dir,
+        "inference_threads": "1",
+        "ray_min_replicas": "1",
+        "ray_max_replicas": "1",
+    }
 
 
 def _library(model: Path | str, data: bytes, function: str) -> Any:
@@ -271,11 +279,7 @@ def test_without_a_detector_deployment_the_ingress_runs_the_models_as_the_librar
     from facefaas.scale.serve import app
 
     args = {
-        **{name: str(value) for name, value in TEST_LIMITS.items()},
-        "data_dir": str(tmp_path),
-        "inference_threads": "1",
-        "ray_min_replicas": "1",
-        "ray_max_replicas": "1",
+        **_one_replica_args(str(tmp_path)),
         "ray_replica_cpus": "0.25",
         "ray_detector_deployment": "false",
         "queue_size": "8",  # the ingress's own pool admits the images now
@@ -308,11 +312,7 @@ def test_past_the_replicas_queue_requests_get_503_and_the_rest_right_answers(
     from facefaas.scale.serve import app
 
     args = {
-        **{name: str(value) for name, value in TEST_LIMITS.items()},
-        "data_dir": str(tmp_path),
-        "inference_threads": "1",
-        "ray_min_replicas": "1",
-        "ray_max_replicas": "1",
+        **_one_replica_args(str(tmp_path)),
         "ray_replica_cpus": "0.25",
         "ray_max_ongoing_requests": "1",
         "ray_max_queued_requests": "1",
