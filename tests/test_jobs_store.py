@@ -125,3 +125,29 @@ def test_standard_webhooks_signature() -> None:
     payload = b'{"test": 2432232314}'
     expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
     assert sign(example, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, payload) == expected
+
+
+def test_a_job_ends_at_its_last_item_and_fails_only_when_every_item_failed(
+    database_url: str, tmp_path: Path
+) -> None:
+    (store,) = _stores(database_url, tmp_path, 1)
+    mixed, all_failed = _job(store, 3), _job(store, 2)
+    items = store.claim("w", 10, 30)
+    assert [item.job_id for item in items] == [mixed] * 3 + [all_failed] * 2
+    # Claiming marks each job running, the second job too (a store marks a job once).
+    assert store.status(mixed)["state"] == store.status(all_failed)["state"] == "running"
+    first, second, third, fourth, fifth = items
+    assert store.complete("w", second, error={"status": 422})
+    assert store.complete("w", first, result={"file": "0.json"})
+    assert store.status(mixed)["state"] == "running"  # one item still open
+    assert store.complete("w", third, error={"status": 422})
+    status = store.status(mixed)
+    assert status["state"] == "done" and status["counts"]["failed"] == 2
+    assert status["finished_at"] is not None
+    assert store.complete("w", fourth, error={"status": 422})
+    assert store.status(all_failed)["state"] == "running"
+    assert store.complete("w", fifth, error={"status": 422})
+    assert store.status(all_failed)["state"] == "failed"
+    third_job = _job(store, 1)
+    (item,) = store.claim("w", 10, 30)
+    assert item.job_id == third_job and store.status(third_job)["state"] == "running"

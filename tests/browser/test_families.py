@@ -79,7 +79,11 @@ def test_centerface_shows_its_own_parameters_and_mtcnn_comes_back(page: Any) -> 
     size = page.get_by_label("Input size")
     assert size.input_value() == ""  # full resolution
     assert size.locator("option").all_inner_texts() == [
-        "Full resolution", "640 px", "960 px", "1280 px", "1920 px"
+        "Full resolution",
+        "640 px",
+        "960 px",
+        "1280 px",
+        "1920 px",
     ]
     assert "smaller is faster and misses small faces" in page.inner_text(
         f"#{size.get_attribute('aria-describedby')}"

@@ -126,6 +126,7 @@ class JobStore:
         self.webhook_retry_seconds = webhook_retry_seconds
         self._clock = clock
         self._sqlite = engine.dialect.name == "sqlite"
+        self._started_jobs: set[str] = set()  # jobs this process has marked running
         create_tables(engine)
 
     def now_ms(self) -> int:
@@ -329,7 +330,8 @@ class JobStore:
         with self.engine.begin() as conn:
             self._begin(conn)
             claimed = [ClaimedItem(*row) for row in conn.execute(statement)]
-        job_ids = {item.job_id for item in claimed}
+        # A job is marked running once; this process remembers which it has marked.
+        job_ids = {item.job_id for item in claimed} - self._started_jobs
         if job_ids:  # a separate transaction: item locks, then the job's row, never both held
             with self.engine.begin() as conn:
                 conn.execute(
@@ -337,6 +339,9 @@ class JobStore:
                     .where(jobs.c.id.in_(job_ids), jobs.c.state == "queued")
                     .values(state="running")
                 )
+            if len(self._started_jobs) > 1024:
+                self._started_jobs.clear()
+            self._started_jobs |= job_ids
         return sorted(claimed, key=lambda item: item.id)
 
     def renew(self, worker: str, item_ids: Sequence[int], lease_seconds: float) -> None:
@@ -402,14 +407,19 @@ class JobStore:
 
     def _finish_if_done(self, conn: Connection, job_id: str) -> bool:
         c = job_items.c
-        counts: dict[str, int] = dict(
-            conn.execute(
-                sa.select(c.state, sa.func.count()).where(c.job_id == job_id).group_by(c.state)
-            ).all()
-        )
-        if any(counts.get(state, 0) for state in OPEN):
+        # One open item is enough to know (every completion asks: no count over the whole job).
+        open_item = conn.execute(
+            sa.select(c.id).where(c.job_id == job_id, c.state.in_(OPEN)).limit(1)
+        ).first()
+        if open_item is not None:
             return False
-        state = "failed" if counts.get("failed", 0) and not counts.get("done", 0) else "done"
+        done = conn.execute(
+            sa.select(c.id).where(c.job_id == job_id, c.state == "done").limit(1)
+        ).first()
+        failed = conn.execute(
+            sa.select(c.id).where(c.job_id == job_id, c.state == "failed").limit(1)
+        ).first()
+        state = "failed" if failed is not None and done is None else "done"
         return self._end(conn, job_id, state)
 
     def _end(self, conn: Connection, job_id: str, state: str) -> bool:

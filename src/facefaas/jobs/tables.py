@@ -69,6 +69,8 @@ job_items = sa.Table(
     sa.Column("claimed_until_ms", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("job_id", "idx", name="uq_job_items_job_idx"),
     sa.Index("ix_job_items_state", "state", "claimed_until_ms"),
+    # "is any item of this job still open?", asked at every item's completion
+    sa.Index("ix_job_items_job_state", "job_id", "state"),
 )
 
 
@@ -79,3 +81,8 @@ def create_tables(engine: Engine) -> None:
             table.create(engine, checkfirst=True)
         except (OperationalError, ProgrammingError):
             table.create(engine, checkfirst=True)  # another worker created it first
+    for index in job_items.indexes:  # indexes added since a database's tables were made
+        try:
+            index.create(engine, checkfirst=True)
+        except (OperationalError, ProgrammingError):
+            index.create(engine, checkfirst=True)
