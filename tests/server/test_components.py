@@ -178,3 +178,24 @@ def test_detector_cache_closes_an_evicted_detector_only_when_its_last_lease_ends
         assert not held.closed  # the request in flight keeps it open
     assert held.closed
     cache.close()
+
+
+def test_a_multiplexed_model_deleted_under_a_request_closes_when_the_request_ends() -> None:
+    from facefaas.scale.loaded import LoadedModel
+
+    class Fake:
+        closes = 0
+
+        def close(self) -> None:
+            self.closes += 1
+
+    fake = Fake()
+    model = LoadedModel(fake)  # type: ignore[arg-type]
+    with model.lease() as held:
+        model.__del__()  # Serve's multiplexer calls it on the least recently used model
+        assert held.closes == 0  # the request in flight keeps it open
+    assert fake.closes == 1
+    idle = LoadedModel(fake)  # type: ignore[arg-type]
+    idle.__del__()
+    del idle  # the collector's call later is a no-op
+    assert fake.closes == 2  # nobody held it: closed at once, and only once

@@ -3,7 +3,8 @@
 Ray Serve's model multiplexer (``@serve.multiplexed``) evicts the least recently used model of a
 replica by calling its ``__del__``, possibly while requests still run on it; a
 :class:`LoadedModel` then closes its detector when the last of them lets go, never under them
-(as :class:`~facefaas.server.detectors.DetectorCache` does in one process).
+(the same :class:`~facefaas.server.detectors.LeasedDetector` as
+:class:`~facefaas.server.detectors.DetectorCache` keeps in one process).
 
 Models are multiplexed by :func:`model_key`, ``"<id>@<weights sha256>"``: new weights under the
 same id are another key, so a replaced model is loaded afresh on its next call everywhere and
@@ -12,12 +13,8 @@ the old one ages out of each replica's cache.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from facefaas.detector import Detector
 from facefaas.registry import ModelRecord
+from facefaas.server.detectors import LeasedDetector
 
 __all__ = ["LoadedModel", "model_key"]
 
@@ -27,37 +24,9 @@ def model_key(record: ModelRecord) -> str:
     return f"{record.id}@{record.sha256}"
 
 
-class LoadedModel:
-    """A detector with leases: :meth:`unload` closes it now or when its last lease ends."""
-
-    def __init__(self, detector: Detector) -> None:
-        self.detector = detector
-        self._lock = threading.Lock()
-        self._leases = 0
-        self._unloaded = False
-
-    @contextmanager
-    def lease(self) -> Iterator[Detector]:
-        """The detector, kept open until the ``with`` block ends."""
-        with self._lock:
-            self._leases += 1
-        try:
-            yield self.detector
-        finally:
-            with self._lock:
-                self._leases -= 1
-                close = self._unloaded and self._leases == 0
-            if close:
-                self.detector.close()
-
-    def unload(self) -> None:
-        with self._lock:
-            if self._unloaded:
-                return
-            self._unloaded = True
-            close = self._leases == 0
-        if close:
-            self.detector.close()
+class LoadedModel(LeasedDetector):
+    """A detector with leases (:class:`~facefaas.server.detectors.LeasedDetector`) that the
+    multiplexer unloads by deleting it."""
 
     def __del__(self) -> None:
         # What the multiplexer calls on eviction (and the collector, later, which is a no-op).

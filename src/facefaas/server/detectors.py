@@ -18,22 +18,58 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from facefaas.detector import Detector
 
-__all__ = ["DetectorCache"]
+__all__ = ["DetectorCache", "LeasedDetector"]
 
 Key = tuple[str, str]
 Factory = Callable[[Path, Executor], Detector]
 
 
-@dataclass
-class _Entry:
-    detector: Detector
-    leases: int = 0
-    evicted: bool = False
+class LeasedDetector:
+    """A detector with leases: :meth:`unload` closes it now, or when its last lease ends.
+
+    What :class:`DetectorCache` keeps per model, and what a Ray detector replica's model
+    multiplexer keeps (:class:`facefaas.scale.loaded.LoadedModel`).
+    """
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+        self._lock = threading.Lock()
+        self._leases = 0
+        self._unloaded = False
+
+    def acquire(self) -> Detector:
+        with self._lock:
+            self._leases += 1
+        return self.detector
+
+    def release(self) -> None:
+        with self._lock:
+            self._leases -= 1
+            close = self._unloaded and self._leases == 0
+        if close:
+            self.detector.close()
+
+    @contextmanager
+    def lease(self) -> Iterator[Detector]:
+        """The detector, kept open until the ``with`` block ends."""
+        detector = self.acquire()
+        try:
+            yield detector
+        finally:
+            self.release()
+
+    def unload(self) -> None:
+        with self._lock:
+            if self._unloaded:
+                return
+            self._unloaded = True
+            close = self._leases == 0
+        if close:
+            self.detector.close()
 
 
 class DetectorCache:
@@ -61,7 +97,7 @@ class DetectorCache:
         self._factory: Factory = factory or (
             lambda path, pool: Detector(str(path), providers=chosen, pool=pool)
         )
-        self._items: OrderedDict[Key, _Entry] = OrderedDict()
+        self._items: OrderedDict[Key, LeasedDetector] = OrderedDict()
         self._loading: dict[Key, threading.Lock] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -70,17 +106,13 @@ class DetectorCache:
     def lease(self, key: Key, path: Path) -> Iterator[Detector]:
         """The detector of ``key`` (loaded from the bundle at ``path`` if not cached), kept open
         until the ``with`` block ends even if it is evicted meanwhile."""
-        entry = self._acquire(key, path)
+        entry = self._acquire(key, path)  # leased already
         try:
             yield entry.detector
         finally:
-            with self._lock:
-                entry.leases -= 1
-                close = entry.evicted and entry.leases == 0
-            if close:
-                entry.detector.close()
+            entry.release()
 
-    def _acquire(self, key: Key, path: Path) -> _Entry:
+    def _acquire(self, key: Key, path: Path) -> LeasedDetector:
         with self._lock:
             entry = self._take(key)
             if entry is not None:
@@ -97,36 +129,35 @@ class DetectorCache:
                 with self._lock:
                     self._loading.pop(key, None)
                 raise
+            entry = LeasedDetector(detector)
+            entry.acquire()
             with self._lock:
-                entry = _Entry(detector, leases=1)
                 self._items[key] = entry
                 self._loading.pop(key, None)
                 evicted = self._evict(self.size)
-            self._close_idle(evicted)
+            self._unload(evicted)
             return entry
 
-    def _take(self, key: Key) -> _Entry | None:
+    def _take(self, key: Key) -> LeasedDetector | None:
         """The cached entry with one more lease (the caller holds the lock)."""
         entry = self._items.get(key)
         if entry is not None:
             self._items.move_to_end(key)
-            entry.leases += 1
+            entry.acquire()  # under the cache's lock: it cannot be evicted in between
         return entry
 
-    def _evict(self, keep: int) -> list[_Entry]:
-        """Drop the least recently used entries beyond ``keep`` (the caller holds the lock)."""
+    def _evict(self, keep: int) -> list[LeasedDetector]:
+        """Drop the least recently used entries beyond ``keep`` (the caller holds the lock, and
+        unloads them after letting it go: no one can lease them any more)."""
         dropped = []
         while len(self._items) > keep:
-            _, entry = self._items.popitem(last=False)
-            entry.evicted = True
-            dropped.append(entry)
+            dropped.append(self._items.popitem(last=False)[1])
         return dropped
 
     @staticmethod
-    def _close_idle(entries: list[_Entry]) -> None:
+    def _unload(entries: list[LeasedDetector]) -> None:
         for entry in entries:
-            if entry.leases == 0:
-                entry.detector.close()
+            entry.unload()  # closed now, or when its last request ends
 
     def cached(self, key: Key) -> Detector | None:
         with self._lock:
@@ -143,5 +174,5 @@ class DetectorCache:
         with self._lock:
             dropped = self._evict(0)
             self._closed = True
-        self._close_idle(dropped)
+        self._unload(dropped)
         self._pool.shutdown(wait=True)
