@@ -526,6 +526,35 @@ def test_a_private_model_needs_its_usage_key_at_submit(
     assert wait_ended(jobs_server.url, job)["counts"]["done"] == 1  # the token reads it now
 
 
+def test_a_model_replaced_during_a_job_fails_none_of_its_remaining_images(
+    start_server: ServerFactory, image_host: str, images: dict[str, bytes],
+    make_model: Any, new_model: bytes,
+) -> None:  # fmt: skip
+    from .conftest import upload
+
+    server = start_server(**JOB_SETTINGS)
+    with httpx.Client(base_url=server.url, timeout=120) as http:
+        created = upload(http, new_model, name="replaced-mid-job")
+    model_id = created["model_id"]
+    wider = [name for name in sorted(images) if name.endswith(".jpg")]
+    inputs = [f"{image_host}/{name}" for name in wider] * 2
+    job = submit(server.url, {"model": model_id, "inputs": inputs})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{server.url}{job['status_url']}", headers=_auth(job)).json()
+        if status["counts"]["done"] >= 2:
+            break
+        time.sleep(0.02)
+    replaced = httpx.put(
+        f"{server.url}/api/models/{model_id}", files={"file": ("model.zip", make_model(999))},
+        headers={"Authorization": f"Bearer {created['admin_key']}"}, timeout=120,
+    )  # fmt: skip
+    assert replaced.status_code == 200, replaced.text
+    ended = wait_ended(server.url, job)
+    assert ended["state"] == "done"
+    assert ended["counts"] == {**ended["counts"], "done": 2 * len(wider), "failed": 0}, ended
+
+
 def test_unfinished_jobs_per_client_are_bounded(
     start_server: ServerFactory, image_host: str
 ) -> None:

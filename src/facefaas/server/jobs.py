@@ -15,6 +15,8 @@ the free threads too; the next synchronous call takes a thread back at the next 
 (it waits at most one image's time), and jobs are held to ``job_threads`` again from then on.
 A job image refused by a full pool waits and tries again; it is not an error.
 
+A job's model record is cached for a while; when its weights are replaced meanwhile, the image
+that finds the old files gone is run again on the new ones (a replaced model fails no image).
 A fetch refused or failed, an undecodable image, a deadline passed: each is that item's error
 (problem+json), never the worker's. Claims are leases renewed while the worker lives; when it
 stops gracefully it gives its unfinished items back; when it is killed they are claimed again
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 
 from facefaas import functions
-from facefaas.errors import CancelledError, FacefaasError, OverloadedError
+from facefaas.errors import CancelledError, FacefaasError, ModelNotFoundError, OverloadedError
 from facefaas.fetch import fetch_image, send
 from facefaas.jobs import ClaimedItem, DueWebhook, JobStore
 from facefaas.jobs.webhooks import signature_headers
@@ -242,7 +244,14 @@ class JobWorker:
                 self.active.pop(item.id, None)
                 return
             data = await self._input(item)
-            output = await self._run(job, data)
+            try:
+                output = await self._run(job, data)
+            except ModelNotFoundError:
+                # The model's weights were replaced since its record was cached: the new ones.
+                fresh = await self._job(item.job_id, refresh=True)
+                if fresh is None or fresh.record.sha256 == job.record.sha256:
+                    raise
+                output = await self._run(fresh, data)
             result = await run_in_threadpool(self._save, item, output)
         except _Stopping:
             return  # left claimed: given back by stop(), or its lease runs out
@@ -265,10 +274,10 @@ class JobWorker:
                         item.job_id, item.index, exc_info=True)  # fmt: skip
         self.active.pop(item.id, None)
 
-    async def _job(self, job_id: str) -> _Job | None:
+    async def _job(self, job_id: str, *, refresh: bool = False) -> _Job | None:
         cached = self._jobs.get(job_id)
         now = time.monotonic()
-        if cached is not None and now - cached.loaded_at < _JOB_CACHE_SECONDS:
+        if cached is not None and not refresh and now - cached.loaded_at < _JOB_CACHE_SECONDS:
             return cached
         row = await run_in_threadpool(self.store.job, job_id)
         if row is None:
