@@ -13,6 +13,7 @@ images, and synchronous latency while a large job runs.
 
     python benchmarks/jobs.py                 # 48 WIDER images, 2 threads, 3 rounds
     python benchmarks/jobs.py --limit 96 --threads 4 --rounds 5
+    python benchmarks/jobs.py --database-url postgresql+psycopg://...   # an empty database
 
 Images are read from ``../shared`` (third-party, never shipped).
 """
@@ -59,7 +60,9 @@ def _image_host(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the image host did not start")
 
 
-def _service(data_dir: Path, threads: int, job_threads: int | None) -> tuple[Any, str]:
+def _service(
+    data_dir: Path, threads: int, job_threads: int | None, database_url: str | None = None
+) -> tuple[Any, str]:
     import uvicorn
 
     from facefaas.server import create_app
@@ -68,7 +71,8 @@ def _service(data_dir: Path, threads: int, job_threads: int | None) -> tuple[Any
     # The default job_poll_interval (0.5 s): a submit wakes the worker at once, and a shorter
     # interval only adds idle polling (the webhook queue is looked at every interval).
     settings = Settings(
-        data_dir=data_dir, inference_threads=threads, job_threads=job_threads,
+        data_dir=data_dir, database_url=database_url,
+        inference_threads=threads, job_threads=job_threads,
         fetch_allow=["127.0.0.1"], rate_limit="",
         job_max_items=100_000, log_level="warning", log_format="text", queue_size=64,
     )  # fmt: skip
@@ -125,6 +129,9 @@ def main() -> None:
         help="threads jobs hold while synchronous calls are made [threads - 1]",
     )
     parser.add_argument("--rounds", type=int, default=3, help="job/detect_batch rounds [3]")
+    parser.add_argument(
+        "--database-url", help="the registry and job queue on this database [SQLite in a temp dir]"
+    )
     args = parser.parse_args()
 
     from facefaas.detector import Detector
@@ -150,7 +157,9 @@ def main() -> None:
             (folder / f"{i}.jpg").write_bytes(data)
         image_host, host = _image_host(folder)
         inputs = [f"{host}/{i}.jpg" for i in range(len(images))]
-        server, url = _service(Path(tmp) / "data", args.threads, args.job_threads)
+        server, url = _service(
+            Path(tmp) / "data", args.threads, args.job_threads, args.database_url
+        )
         try:
             _run_job(url, inputs[:2])  # warm: the model loaded, the fetch path exercised
             # Rounds alternate detect_batch and the job, and each job is compared with the mean
