@@ -5,6 +5,7 @@ keeps the claims disjoint)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -79,15 +80,22 @@ def test_an_expired_lease_is_claimed_again_and_the_old_claim_is_not_recorded(
 
 def test_cancel_and_release(database_url: str, tmp_path: Path) -> None:
     (store,) = _stores(database_url, tmp_path, 1)
-    job_id = _job(store, 4)
+    job_id = _job(store, 4, webhook="https://hooks.example.test/x")
     (first,) = store.claim("w", 1, 30)
     store.release("w", [first.id])
     assert store.status(job_id)["counts"]["pending"] == 4
     (first,) = store.claim("w", 1, 30)
     status = store.cancel(job_id)
-    assert status["state"] == "cancelled" and status["counts"]["cancelled"] == 3
+    assert status["counts"]["cancelled"] == 3
+    assert status["state"] == "running"  # until the image already running has finished
+    assert status["finished_at"] is None
+    assert store.claim_webhooks(5, 60) == []  # no event before the job has ended
     assert store.complete("w", first, result={"file": "x"})  # a running item still finishes
-    assert store.status(job_id)["state"] == "cancelled"
+    status = store.status(job_id)
+    assert status["state"] == "cancelled" and status["counts"]["done"] == 1
+    (event,) = store.claim_webhooks(5, 60)  # one event, sent once the job has ended
+    body = json.loads(event.body)
+    assert body["type"] == "job.cancelled" and body["data"]["counts"]["done"] == 1
 
 
 def test_webhook_backoff_then_failure(database_url: str, tmp_path: Path) -> None:

@@ -265,6 +265,44 @@ def test_cancel_ends_a_job_and_its_queued_items(
     assert again.json()["state"] == "cancelled"
 
 
+def test_a_job_cancelled_while_images_run_ends_when_they_have(
+    jobs_server: LiveServer, image_host: str, images: dict[str, bytes]
+) -> None:
+    wider = [name for name in sorted(images) if name.endswith(".jpg")]
+    with receiver() as hook:
+        job = submit(jobs_server.url, {"inputs": [f"{image_host}/{name}" for name in wider],
+                                       "webhook": f"{hook.url}/hook"})  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = httpx.get(f"{jobs_server.url}{job['status_url']}", headers=_auth(job))
+            if status.json()["counts"]["done"] >= 1:
+                break
+            time.sleep(0.02)
+        cancelled = httpx.delete(f"{jobs_server.url}{job['status_url']}", headers=_auth(job))
+        assert cancelled.status_code == 200
+        body = cancelled.json()
+        assert body["counts"]["cancelled"] > 0
+        # Images the worker had claimed still run: the job has not ended, so no zip yet.
+        assert body["state"] == "running", body
+        zipped = httpx.get(f"{jobs_server.url}{job['results_url']}?format=zip",
+                           headers=_auth(job))  # fmt: skip
+        assert zipped.status_code == 409
+        ended = wait_ended(jobs_server.url, job)
+        deadline = time.monotonic() + 30
+        while not hook.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # a second event would come now
+        deliveries = list(hook.requests)
+    assert ended["state"] == "cancelled" and ended["counts"]["pending"] == 0
+    counts = ended["counts"]
+    assert counts["done"] + counts["cancelled"] == len(wider) and counts["done"] >= 2
+    lines = results(jobs_server.url, job)
+    assert {line["status"] for line in lines} == {"done", "cancelled"}
+    assert len(deliveries) == 1  # one event, with the final counts
+    event = json.loads(deliveries[0].body)
+    assert event["type"] == "job.cancelled" and event["data"]["counts"] == counts
+
+
 def test_results_expire_with_their_lifetime(jobs_server: LiveServer, image_host: str) -> None:
     job = submit(jobs_server.url, {"inputs": [f"{image_host}/blank.png"], "lifetime": 0.5})
     assert wait_ended(jobs_server.url, job)["state"] == "done"

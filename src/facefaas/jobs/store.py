@@ -413,13 +413,17 @@ class JobStore:
         ).first()
         if open_item is not None:
             return False
-        done = conn.execute(
-            sa.select(c.id).where(c.job_id == job_id, c.state == "done").limit(1)
-        ).first()
-        failed = conn.execute(
-            sa.select(c.id).where(c.job_id == job_id, c.state == "failed").limit(1)
-        ).first()
-        state = "failed" if failed is not None and done is None else "done"
+
+        def some(state: str) -> bool:
+            query = sa.select(c.id).where(c.job_id == job_id, c.state == state).limit(1)
+            return conn.execute(query).first() is not None
+
+        if some("cancelled"):  # cancelled while images ran: it ends when they have
+            state = "cancelled"
+        elif some("failed") and not some("done"):
+            state = "failed"
+        else:
+            state = "done"
         return self._end(conn, job_id, state)
 
     def _end(self, conn: Connection, job_id: str, state: str) -> bool:
@@ -457,7 +461,10 @@ class JobStore:
         return True
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel the items not started (those running finish) and end the job cancelled."""
+        """Cancel the items not started. The job ends ``cancelled`` at once when none is
+        running, else when the running ones have finished (its results, zip and webhook are
+        then whole); when every item left was already running, nothing is cancelled and the
+        job ends as it would have."""
         with self.engine.begin() as conn:
             self._begin(conn)
             self._lock_job(conn, job_id)
@@ -466,7 +473,7 @@ class JobStore:
                 .where(job_items.c.job_id == job_id, job_items.c.state == "queued")
                 .values(state="cancelled")
             )
-            self._end(conn, job_id, "cancelled")
+            self._finish_if_done(conn, job_id)
             return self._status(conn, job_id)
 
     # -- webhooks ----------------------------------------------------------------------------

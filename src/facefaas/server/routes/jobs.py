@@ -252,7 +252,8 @@ async def status(job_id: str, token: Token, service: ServiceDep) -> JSONResponse
 
 @router.delete("/{job_id}", summary="Cancel a job")
 async def cancel(job_id: str, token: Token, service: ServiceDep) -> JSONResponse:
-    """Items not started are cancelled; items running finish. Answers the job's status."""
+    """Items not started are cancelled; items running finish, and the job ends ``cancelled``
+    once they have. Answers the job's status."""
     store = _store(service)
     await run_in_threadpool(store.authorize, job_id, token)
     return JSONResponse(await run_in_threadpool(store.cancel, job_id))

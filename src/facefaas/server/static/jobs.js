@@ -172,7 +172,9 @@ export function setupJobs() {
     if (c.cancelled) parts.push(`${c.cancelled} cancelled`);
     if (c.pending && !ENDED.has(answer.state)) parts.push(`${c.pending} to go`);
     counts.textContent = parts.join(" · ");
-    const word = STATE_WORDS[answer.state] || answer.state;
+    // Cancelled while images still ran: it ends when they have.
+    const stopping = !ENDED.has(answer.state) && c.cancelled > 0;
+    const word = stopping ? "Cancelling" : STATE_WORDS[answer.state] || answer.state;
     const kind = answer.state === "failed" ? "error"
       : ENDED.has(answer.state) ? "ok" : "busy";
     setStatus(status, `${word}${ENDED.has(answer.state) ? "" : "…"}`, kind);
@@ -184,8 +186,8 @@ export function setupJobs() {
     byId("job-errors-title").hidden = !(answer.errors || []).length;
     if (ENDED.has(answer.state)) finish();
     else {
-      cancelButton.hidden = false;
-      cancelButton.disabled = false;
+      cancelButton.hidden = stopping;
+      cancelButton.disabled = stopping;
       jsonlButton.disabled = true;
       zipButton.hidden = !picture.has(job.func);
       zipButton.disabled = true;
