@@ -207,7 +207,62 @@ def test_uploads_and_a_zip_make_jobs_of_pictures(
     assert response.status_code == 202, response.text
     job = response.json()
     assert job["total"] == 3
+    assert job["skipped"] == {"count": 1, "files": ["photos/readme.txt"]}  # said, not dropped
     assert wait_ended(jobs_server.url, job)["counts"]["done"] == 3
+
+    only_text = io.BytesIO()
+    with zipfile.ZipFile(only_text, "w") as zipped:
+        zipped.writestr("README.md", b"# photos")
+        zipped.writestr(".DS_Store", b"\0")
+    refused = httpx.post(
+        f"{jobs_server.url}/api/jobs", content=only_text.getvalue(),
+        headers={"Content-Type": "application/zip"}, timeout=30,
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == "the zip holds no images, only 1 other file (README.md)"
+
+
+def test_urls_files_and_zips_keep_their_input_order(
+    jobs_server: LiveServer, image_host: str, images: dict[str, bytes]
+) -> None:
+    import zipfile
+
+    from facefaas import Client
+
+    first, second, third, fourth = sorted(name for name in images if name.endswith(".jpg"))[:4]
+    with Client(jobs_server.url) as client:  # a URL, an upload, a URL: in that order
+        job = client.submit([f"{image_host}/{first}", images[second], f"{image_host}/{third}"])
+        job.wait(timeout=120)
+        lines = job.results()
+    assert [line["source"] for line in lines] == [f"{image_host}/{first}", "image",
+                                                  f"{image_host}/{third}"]  # fmt: skip
+    assert [line["status"] for line in lines] == ["done"] * 3
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr("b.jpg", images[third])
+        zipped.writestr("a.jpg", images[second])
+    parts = [  # raw multipart: URL fields and files interleaved, URL-only fields too
+        ("file", (None, f"{image_host}/{first}")),  # the seed's way: a URL in place of a file
+        ("file", (fourth, images[fourth])),
+        ("file", ("photos.zip", buffer.getvalue())),
+        ("inputs", (None, f"{image_host}/{second}\n{image_host}/{third}")),
+    ]
+    response = httpx.post(f"{jobs_server.url}/api/jobs", files=parts, timeout=30)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert wait_ended(jobs_server.url, job)["counts"]["done"] == 6
+    sources = [line["source"] for line in results(jobs_server.url, job)]
+    assert sources == [f"{image_host}/{first}", fourth, "a.jpg", "b.jpg",
+                       f"{image_host}/{second}", f"{image_host}/{third}"]  # fmt: skip
+
+    urls_only = httpx.post(
+        f"{jobs_server.url}/api/jobs",
+        files=[("inputs", (None, json.dumps([f"{image_host}/{first}"])))],
+        data={"function": "detect"}, timeout=30,
+    )  # fmt: skip
+    assert urls_only.status_code == 202, urls_only.text
+    assert wait_ended(jobs_server.url, urls_only.json())["counts"]["done"] == 1
 
 
 def test_a_job_needs_its_token(jobs_server: LiveServer, image_host: str) -> None:

@@ -22,17 +22,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from facefaas.errors import ImageDecodeError, InputError, TooLargeError, UnsupportedMediaError
 
 __all__ = [
+    "Part",
     "Payload",
     "media_type",
     "preferred",
     "read_body",
     "read_files",
+    "read_parts",
     "read_payload",
 ]
 
@@ -125,22 +127,47 @@ async def read_files(request: Request, limit: int, *, what: str, models: bool = 
     )
 
 
-async def _read_multipart(
-    request: Request, limit: int, what: str, *, all_files: bool = False, require_file: bool = True
-) -> Payload:
+Part = tuple[str, str | tuple[str | None, bytes]]  # (name, text) or (name, (filename, bytes))
+
+
+async def read_parts(request: Request, limit: int, *, what: str, max_parts: int) -> list[Part]:
+    """Every part of a multipart body in the order sent: a field's text, or a file's name and
+    bytes (names may repeat: a job's inputs keep their order)."""
+    form = await _parse_multipart(request, limit, what, max_files=max_parts, max_fields=max_parts)
+    parts: list[Part] = []
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                parts.append((name, (value.filename, await value.read())))
+            else:
+                parts.append((name, value))
+    finally:
+        await form.close()
+    return parts
+
+
+async def _parse_multipart(
+    request: Request, limit: int, what: str, *, max_files: int = 1000, max_fields: int = 100
+) -> FormData:
     body = await read_body(request, limit, what)
 
     async def replay() -> AsyncGenerator[bytes, None]:
         yield body
 
     parser = MultiPartParser(
-        request.headers, replay(), max_files=1000, max_fields=100, max_part_size=limit
+        request.headers, replay(), max_files=max_files, max_fields=max_fields, max_part_size=limit
     )
     parser.spool_max_size = limit + 1  # keep uploads in memory: never write them to disk
     try:
-        form = await parser.parse()
+        return await parser.parse()
     except MultiPartException as exc:
         raise InputError(f"malformed multipart body: {exc.message}") from None
+
+
+async def _read_multipart(
+    request: Request, limit: int, what: str, *, all_files: bool = False, require_file: bool = True
+) -> Payload:
+    form = await _parse_multipart(request, limit, what)
     uploads: list[tuple[str, UploadFile]] = []
     fields: dict[str, Any] = {}
     try:

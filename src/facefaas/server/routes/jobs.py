@@ -14,6 +14,7 @@ import io
 import json
 import zipfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -34,7 +35,7 @@ from facefaas.fetch import check_target, sniff_image
 from facefaas.jobs import JobInput, JobStore, NewJob
 from facefaas.models.builtin import DEFAULT_MODEL
 from facefaas.server.auth import authorize_use
-from facefaas.server.inputs import media_type, read_body, read_files
+from facefaas.server.inputs import Part, media_type, read_body, read_parts
 from facefaas.server.jobs import JobWorker, job_request
 from facefaas.server.problems import problem_response
 from facefaas.server.remote import fetch_policy
@@ -47,6 +48,7 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(rate
 
 _MAX_URL = 2048
 _RESULTS_POLL_SECONDS = 0.25
+_MAX_FIELDS = 100  # multipart parts besides the inputs
 _ZIP_MAGIC = b"PK\x03\x04"
 
 _SUBMIT_BODY: dict[str, Any] = {
@@ -88,8 +90,10 @@ def job_token(request: Request) -> str:
 Token = Annotated[str, Depends(job_token)]
 
 
-def _unzip(data: bytes, limit_items: int, limit_bytes: int) -> list[JobInput]:
-    """The images of a zip, in name order (folders, hidden files and non-images skipped)."""
+def _unzip(data: bytes, limit_items: int, limit_bytes: int, skipped: list[str]) -> list[JobInput]:
+    """The images of a zip, in name order. Folders and hidden files are passed over; other
+    files that are not images are added to ``skipped`` (the answer names them). A zip with no
+    image at all is refused, saying what it held."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
@@ -112,10 +116,16 @@ def _unzip(data: bytes, limit_items: int, limit_bytes: int) -> list[JobInput]:
             if len(content) > info.file_size:  # the header lied about the size
                 raise InputError(f"zip member {name!r} is larger than its header says")
             if sniff_image(content[:16]) is None:
+                skipped.append(info.filename)
                 continue
             found.append(JobInput(source=name, data=content))
             if len(found) > limit_items:
                 break
+    if not found:
+        names = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        other = "1 other file" if len(skipped) == 1 else f"{len(skipped)} other files"
+        held = f"{other} ({names})" if skipped else "nothing"
+        raise InputError(f"the zip holds no images, only {held}")
     return found
 
 
@@ -130,15 +140,21 @@ def _as_list(value: Any, what: str) -> list[str]:
     return value
 
 
-async def _read_submission(
-    request: Request, service: Service
-) -> tuple[dict[str, Any], list[JobInput]]:
+@dataclass
+class _Submission:
+    fields: dict[str, Any]
+    inputs: list[JobInput]
+    skipped: list[str] = field(default_factory=list)  # files of zips that are not images
+
+
+async def _read_submission(request: Request, service: Service) -> _Submission:
     """The fields and inputs of a submission, within the upload limits."""
     settings = service.settings
     limit = settings.job_max_upload_bytes
     kind = media_type(request)
     fields: dict[str, Any]
     uploads: list[JobInput] = []
+    skipped: list[str] = []
     if kind == "application/json":
         try:
             fields = json.loads(await read_body(request, settings.max_body_bytes, "job"))
@@ -147,27 +163,52 @@ async def _read_submission(
         if not isinstance(fields, dict):
             raise InputError("the JSON body must be an object")
     elif kind == "multipart/form-data":
-        payload = await read_files(request, limit, what="job upload")
-        fields = dict(payload.fields)
-        for filename, data in payload.files:
-            if data.startswith(_ZIP_MAGIC):
-                uploads += _unzip(data, settings.job_max_items, limit)
-            else:
-                uploads.append(JobInput(source=filename or f"upload-{len(uploads)}", data=data))
+        parts = await read_parts(
+            request, limit, what="job upload", max_parts=settings.job_max_items + _MAX_FIELDS
+        )
+        return _multipart_submission(parts, settings.job_max_items, limit)
     elif kind in ("application/zip", "application/x-zip-compressed"):
         body = await read_body(request, limit, "job upload")
         fields = dict(request.query_params)
-        uploads = _unzip(body, settings.job_max_items, limit)
+        uploads = _unzip(body, settings.job_max_items, limit, skipped)
     else:
         raise UnsupportedMediaError(
             f"content type {kind!r} is not accepted for a job; send application/json, "
             "multipart/form-data or application/zip"
         )
-    inputs = [JobInput(source=url) for url in _as_list(fields.get("inputs"), "inputs")]
+    return _Submission(fields, _urls(fields.get("inputs"), "inputs") + uploads, skipped)
+
+
+def _urls(value: Any, what: str) -> list[JobInput]:
+    inputs = [JobInput(source=url) for url in _as_list(value, what)]
     for url in inputs:
         if len(url.source) > _MAX_URL:
             raise InputError(f"an input URL is longer than {_MAX_URL} characters")
-    return fields, inputs + uploads
+    return inputs
+
+
+def _multipart_submission(parts: list[Part], limit_items: int, limit_bytes: int) -> _Submission:
+    """Fields, and the inputs in the order their parts came: ``inputs`` fields (a JSON list or
+    one URL a line; a text part ``file`` holding URLs, as the seed's multipart took them),
+    image files, and zips (their images in name order, where the zip came)."""
+    fields: dict[str, Any] = {}
+    inputs: list[JobInput] = []
+    skipped: list[str] = []
+    for name, value in parts:
+        if isinstance(value, str):
+            if name in ("inputs", "file"):
+                inputs += _urls(value, name)
+            elif name in fields:
+                raise InputError(f"multipart field {name!r} is given twice")
+            else:
+                fields[name] = value
+            continue
+        filename, data = value
+        if data.startswith(_ZIP_MAGIC):
+            inputs += _unzip(data, limit_items, limit_bytes, skipped)
+        else:
+            inputs.append(JobInput(source=filename or f"upload-{len(inputs)}", data=data))
+    return _Submission(fields, inputs, skipped)
 
 
 def _params(value: Any) -> dict[str, Any]:
@@ -197,7 +238,8 @@ async def submit(request: Request, service: ServiceDep, keys: Keys) -> JSONRespo
             f"{settings.job_max_active_per_client}",
             retry_after=settings.retry_after * 10,
         )
-    fields, inputs = await _read_submission(request, service)
+    submission = await _read_submission(request, service)
+    fields, inputs = submission.fields, submission.inputs
     model_id = str(fields.get("model") or DEFAULT_MODEL)
     function = str(fields.get("function") or "detect")
     functions.get_function(function)  # 422 naming the functions when unknown
@@ -240,6 +282,8 @@ async def submit(request: Request, service: ServiceDep, keys: Keys) -> JSONRespo
     }
     if secret is not None:
         body["webhook_secret"] = secret
+    if submission.skipped:  # said, not silently dropped
+        body["skipped"] = {"count": len(submission.skipped), "files": submission.skipped[:20]}
     return JSONResponse(body, status_code=202, headers={"Location": location})
 
 
