@@ -159,3 +159,32 @@ def test_a_job_ends_at_its_last_item_and_fails_only_when_every_item_failed(
     third_job = _job(store, 1)
     (item,) = store.claim("w", 10, 30)
     assert item.job_id == third_job and store.status(third_job)["state"] == "running"
+
+
+def test_items_of_an_ended_worker_of_this_host_are_given_back_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from facefaas.server.jobs import _HOST, _dead_here
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(ended.stdout)
+    killed = f"{_HOST}:{dead_pid}:0000"
+    alive = f"{_HOST}:{os.getppid()}:1111"  # the process that started this one still runs
+    restarted = f"{_HOST}:{os.getpid()}:2222"  # a restart that got the killed one's pid
+    elsewhere = f"another-host:{dead_pid}:3333"  # another machine's processes are not ours
+    assert [_dead_here(w) for w in (killed, alive, restarted)] == [True, False, True]
+
+    (store,) = _stores(database_url, tmp_path, 1)
+    job_id = _job(store, 5)
+    for worker in (killed, alive, restarted, elsewhere):
+        store.claim(worker, 1, 600)
+    assert store.reclaim(f"{_HOST}:", _dead_here) == 2
+    again = store.claim("next", 10, 600)
+    assert len(again) == 3  # the two given back and the one never claimed
+    assert sorted(item.attempts for item in again) == [1, 2, 2]  # the killed attempts count
+    assert store.status(job_id)["counts"]["pending"] == 5  # nothing lost, nothing ended

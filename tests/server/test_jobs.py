@@ -466,11 +466,11 @@ def _free_port() -> int:
         return port
 
 
-def _serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(data_dir: Path, lease_seconds: float = 2) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEFAAS_")}
     env.update(
-        FACEFAAS_FETCH_ALLOW="127.0.0.1", FACEFAAS_JOB_LEASE_SECONDS="2",
+        FACEFAAS_FETCH_ALLOW="127.0.0.1", FACEFAAS_JOB_LEASE_SECONDS=str(lease_seconds),
         FACEFAAS_JOB_POLL_INTERVAL="0.1", FACEFAAS_INFERENCE_THREADS="2",
         FACEFAAS_RATE_LIMIT="", FACEFAAS_LOG_LEVEL="warning",
     )  # fmt: skip
@@ -498,8 +498,9 @@ def test_sigkill_in_the_middle_of_a_job_then_restart_completes_it_once(
     names = [name for name in sorted(images) if name.endswith(".jpg")]
     inputs = [f"{image_host}/{name}" for name in names]
     data_dir = tmp_path / "data"
+    lease = 120  # the restarted worker must not wait for the killed one's leases to run out
     with receiver() as hook:
-        proc, url = _serve(data_dir)
+        proc, url = _serve(data_dir, lease)
         try:
             job = submit(url, {"inputs": inputs, "webhook": f"{hook.url}/hook"})
             deadline = time.monotonic() + 120
@@ -516,9 +517,11 @@ def test_sigkill_in_the_middle_of_a_job_then_restart_completes_it_once(
         assert status["state"] == "running" and status["counts"]["pending"] > 0
         done_before = status["counts"]["done"]
 
-        proc, url = _serve(data_dir)
+        restarted = time.monotonic()
+        proc, url = _serve(data_dir, lease)
         try:
             final = wait_ended(url, job)
+            finished_in = time.monotonic() - restarted
             lines = results(url, job)
             deadline = time.monotonic() + 30
             while not hook.requests and time.monotonic() < deadline:
@@ -527,6 +530,7 @@ def test_sigkill_in_the_middle_of_a_job_then_restart_completes_it_once(
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
     assert final["state"] == "done"
+    assert finished_in < lease / 2, "the killed worker's items waited for their leases"
     assert final["counts"]["done"] == len(names) >= done_before
     assert [line["index"] for line in lines] == list(range(len(names)))
     assert all(line["status"] == "done" for line in lines)

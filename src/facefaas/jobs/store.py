@@ -373,6 +373,30 @@ class JobStore:
                 .values(state="queued", claimed_until_ms=None, attempts=job_items.c.attempts - 1)
             )
 
+    def reclaim(self, prefix: str, is_dead: Callable[[str], bool]) -> int:
+        """Give back at once the items held by workers whose id starts with ``prefix`` and
+        that ``is_dead`` says are gone (a worker of this host killed before a restart), instead
+        of when their leases run out. Their attempt counts, as a lease running out does. The
+        number of items given back."""
+        c = job_items.c
+        with self.engine.connect() as conn:
+            holders = conn.execute(
+                sa.select(c.claimed_by)
+                .where(c.state == "running", c.claimed_by.startswith(prefix, autoescape=True))
+                .distinct()
+            ).scalars()
+            dead = [worker for worker in holders if worker and is_dead(worker)]
+        if not dead:
+            return 0
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    job_items.update()
+                    .where(c.claimed_by.in_(dead), c.state == "running")
+                    .values(state="queued", claimed_until_ms=None)
+                ).rowcount
+            )
+
     def complete(
         self,
         worker: str,

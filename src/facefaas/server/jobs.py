@@ -20,8 +20,10 @@ that finds the old files gone is run again on the new ones (a replaced model fai
 A fetch refused or failed, an undecodable image, a deadline passed: each is that item's error
 (problem+json), never the worker's. Claims are leases renewed while the worker lives; when it
 stops gracefully it gives its unfinished items back; when it is killed they are claimed again
-once their lease runs out. Alongside it: the webhook deliveries (retried with exponential
-backoff, :meth:`JobStore.webhook_attempted`) and the periodic sweep of expired jobs.
+once their lease runs out, or at once when a worker restarts on the same host (it sees the
+killed worker's process is gone: ids are ``host:pid:token``). Alongside it: the webhook
+deliveries (retried with exponential backoff, :meth:`JobStore.webhook_attempted`) and the
+periodic sweep of expired jobs.
 """
 
 from __future__ import annotations
@@ -116,6 +118,30 @@ class JobGate:
         self._released.set()
 
 
+_HOST = socket.gethostname()[:32]
+
+
+def _dead_here(worker_id: str) -> bool:
+    """Whether a worker id of this host (``host:pid:token``) names a process that has ended: its
+    pid is gone, or is this process's own under another token (a restart that got the same pid,
+    as a container's first process does)."""
+    try:
+        pid = int(worker_id.split(":")[-2])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True  # this worker's own items are never claimed before it starts
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's) or cannot be asked: not ours to judge
+        return False
+    return False
+
+
 class _Stopping(Exception):
     """The service is draining: leave the item for the next worker."""
 
@@ -129,7 +155,7 @@ class JobWorker:
         settings = service.settings
         self.threads = settings.inference_threads
         self.gate = JobGate(service, settings.effective_job_threads, settings.job_borrow_after)
-        self.worker_id = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.worker_id = f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
         self.wake = asyncio.Event()
         self.active: dict[int, ClaimedItem] = {}
         self._jobs: dict[str, _Job] = {}
@@ -174,6 +200,13 @@ class JobWorker:
         settings = self.service.settings
         capacity = 2 * self.threads  # fetch the next images while these run
         running: set[asyncio.Task[None]] = set()
+        try:
+            reclaimed = await run_in_threadpool(self.store.reclaim, f"{_HOST}:", _dead_here)
+        except Exception:
+            log.warning("giving back the items of ended workers failed", exc_info=True)
+        else:
+            if reclaimed:
+                log.info("gave back %d job items held by ended workers of this host", reclaimed)
         try:
             while True:
                 claimed: list[ClaimedItem] = []
