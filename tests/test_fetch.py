@@ -7,11 +7,17 @@ function replaced by one that fails the test, and names are answered by a stub r
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import io
 import socket
+import ssl
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from loopback_hosts import Host, serve
 from PIL import Image
@@ -31,6 +37,7 @@ from facefaas.fetch import (
     send,
     sniff_image,
 )
+from facefaas.fetch.guard import where
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -367,3 +374,171 @@ def test_send_posts_to_the_pinned_address(host: Host) -> None:
 def test_send_does_not_follow_redirects(host: Host) -> None:
     assert send(f"{host.url}/to?url=http://169.254.169.254/", b"", _policy()) == 302
     assert len(host.requests) == 1
+
+
+# -- messages: where the target is (scheme://host:port, never the path), and why ---------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [("http://127.0.0.1:8766/nonexistent.jpg?token=s3cret", "http://127.0.0.1:8766"),
+     ("https://127.0.0.1:8768/hook", "https://127.0.0.1:8768"),
+     ("http://images.example/a.jpg", "http://images.example"),
+     ("http://images.example:80/a.jpg", "http://images.example"),
+     ("https://images.example:443/a.jpg", "https://images.example"),
+     ("https://images.example:80/a.jpg", "https://images.example:80"),
+     ("http://[::1]:8080/a", "http://[::1]:8080"), ("http://[::1]/a", "http://[::1]")],
+    ids=["port", "https-port", "default", "http-80", "https-443", "https-80", "ipv6-port",
+         "ipv6"],
+)  # fmt: skip
+def test_where_shows_the_port_unless_it_is_the_default(url: str, shown: str) -> None:
+    assert where(httpx.URL(url)) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "message", "reason"),
+    [("http://0177.0.0.1:8766/", "http://0177.0.0.1:8766: 0177.0.0.1 is 127.0.0.1, a loopback "
+      "address (not admitted by the fetch allowlist)", "address"),
+     ("http://127.000.000.001:8766/", "http://127.000.000.001:8766: 127.000.000.001 is "
+      "127.0.0.1, a loopback address (not admitted by the fetch allowlist)", "address"),
+     ("http://2130706433:8766/", "http://2130706433:8766: 2130706433 is 127.0.0.1, a loopback "
+      "address (not admitted by the fetch allowlist)", "address"),
+     ("http://127.0.0.1:8766/a.jpg", "http://127.0.0.1:8766: 127.0.0.1 is a loopback address "
+      "(not admitted by the fetch allowlist)", "address"),
+     ("http://10.0.0.1/x.jpg", "http://10.0.0.1: 10.0.0.1 is a private address (not admitted "
+      "by the fetch allowlist)", "address"),
+     ("http://[::ffff:127.0.0.1]:81/", "http://[::ffff:127.0.0.1]:81: ::ffff:127.0.0.1 is the "
+      "IPv4-mapped form of a loopback address (not admitted by the fetch allowlist)", "address"),
+     ("http://localhost.test:8080/a.jpg", "http://localhost.test:8080: localhost.test resolves "
+      "to 127.0.0.1, a loopback address (not admitted by the fetch allowlist)", "address"),
+     ("not a url", "'not a url' is not an absolute http or https URL", "scheme"),
+     ("/just/a/path.jpg", "'/just/a/path.jpg' is not an absolute http or https URL", "scheme"),
+     ("ftp://example.com/a.jpg", "ftp: URLs are not fetched, only http and https", "scheme"),
+     ("http://user:secret@example.com:81/a.jpg",
+      "http://example.com:81: credentials in the URL are not accepted", "credentials"),
+     ("http://010.0.0.1:81/", "http://010.0.0.1:81: not a valid URL (Invalid IPv4 address: "
+      "'010.0.0.1')", "invalid-url")],
+    ids=["octal", "zero-padded", "decimal", "loopback", "private", "ipv4-mapped",
+         "name-to-loopback", "not-a-url", "relative", "scheme", "credentials", "public-octal"],
+)  # fmt: skip
+def test_refusal_messages_name_the_target_and_why(
+    url: str, message: str, reason: str, no_connections: None
+) -> None:
+    with pytest.raises(FetchRefusedError) as caught:
+        fetch_image(url, FetchPolicy(resolver=Resolver(STUB_ANSWERS)))
+    assert (str(caught.value), caught.value.reason) == (message, reason)
+
+
+def test_a_long_non_url_is_cut_in_the_message(no_connections: None) -> None:
+    with pytest.raises(FetchRefusedError) as caught:
+        fetch_image("x" * 500, FetchPolicy())
+    assert str(caught.value) == f"'{'x' * 79}\u2026' is not an absolute http or https URL"
+
+
+def test_an_admitted_address_in_a_spelling_urls_refuse_is_refused_saying_so(
+    no_connections: None,
+) -> None:
+    with pytest.raises(FetchRefusedError) as caught:
+        check_target("http://0177.0.0.1:8766/x.jpg", FetchPolicy(allow=["127.0.0.0/8"]))
+    assert str(caught.value) == (
+        "http://0177.0.0.1:8766: 0177.0.0.1 is 127.0.0.1 written in a form URLs do not take: "
+        "write 127.0.0.1"
+    )
+    assert caught.value.reason == "address"
+
+
+def test_an_unresolvable_name_names_the_target(no_connections: None) -> None:
+    with pytest.raises(UpstreamError) as caught:
+        check_target("http://nowhere.test:8080/a.jpg", FetchPolicy(resolver=Resolver()))
+    assert str(caught.value) == (
+        "http://nowhere.test:8080: nowhere.test does not resolve "
+        "(stub resolver: no answer for nowhere.test)"
+    )
+
+
+def test_upstream_messages_carry_the_port_not_the_path(host: Host) -> None:
+    with pytest.raises(UpstreamError) as status:
+        fetch_image(f"{host.url}/status/404?token=s3cret", _policy())
+    assert str(status.value) == f"http://127.0.0.1:{host.port} answered 404 Not Found"
+    with pytest.raises(UpstreamTimeoutError) as slow:
+        fetch_image(f"{host.url}/slow", _policy(read_timeout=0.3))
+    assert str(slow.value) == f"http://127.0.0.1:{host.port} did not answer in time (ReadTimeout)"
+
+
+def test_a_closed_port_is_named_in_the_message() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        with pytest.raises(UpstreamError) as caught:
+            fetch_image(f"http://127.0.0.1:{port}/img.png", _policy())
+    assert str(caught.value).startswith(f"http://127.0.0.1:{port}: cannot connect (")
+
+
+HINT = 'https was assumed: add "protocol": "http"'
+
+
+def test_https_to_a_plain_http_host_is_a_failed_tls_handshake(host: Host) -> None:
+    url = f"https://127.0.0.1:{host.port}/hook"
+    with pytest.raises(UpstreamError) as fetched:
+        fetch_image(url, _policy())
+    assert str(fetched.value).startswith(f"https://127.0.0.1:{host.port}: TLS handshake failed (")
+    assert fetched.value.reason == "connect"
+    with pytest.raises(UpstreamError) as sent:
+        send(url, b"{}", _policy(), tls_hint=HINT)
+    message = str(sent.value)
+    assert message.startswith(f"https://127.0.0.1:{host.port}: TLS handshake failed (")
+    assert message.endswith(f"; {HINT}")
+    assert sent.value.reason == "connect"
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_an_untrusted_certificate_gets_no_plain_http_hint(tmp_path: Path) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*_self_signed(tmp_path))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def handshake() -> None:
+            connection, _ = listener.accept()
+            tls = context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+            with tls, contextlib.suppress(ssl.SSLError, OSError):
+                tls.do_handshake()  # fails: the client refuses the certificate
+
+        server = threading.Thread(target=handshake, daemon=True)
+        server.start()
+        with pytest.raises(UpstreamError) as caught:
+            send(f"https://127.0.0.1:{port}/hook", b"{}", _policy(), tls_hint=HINT)
+        server.join(5)
+    message = str(caught.value)
+    assert message.startswith(f"https://127.0.0.1:{port}: TLS handshake failed (")
+    assert "CERTIFICATE_VERIFY_FAILED" in message
+    assert HINT not in message

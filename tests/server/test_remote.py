@@ -230,6 +230,58 @@ def test_callback_target_failing_is_a_502_with_its_status(
     assert assert_problem(response, 502, "upstream-failed")["upstream_status"] == 503
 
 
+def test_callback_without_protocol_to_a_plain_http_receiver_says_https_was_assumed(
+    api: httpx.Client, receiver: Host, hopper: bytes
+) -> None:
+    # The seed's rule: https unless port 80 or "protocol" says http. A plain-HTTP receiver on
+    # another port then fails the TLS handshake; the message says why https was used.
+    target = json.dumps({"hostname": "127.0.0.1", "port": receiver.port, "path": "/hook?t=s3cret"})
+    response = api.post("/api/run/mtcnn/detect", content=hopper,
+                        headers={"SSVM_Callback": target})  # fmt: skip
+    body = assert_problem(response, 502, "upstream-failed")
+    assert body["reason"] == "connect"
+    detail = body["detail"]
+    assert detail.startswith(f"https://127.0.0.1:{receiver.port}: TLS handshake failed ("), detail
+    assert detail.endswith(
+        '; the callback has no "protocol", so https was assumed: '
+        'add "protocol": "http" for a plain-HTTP receiver'
+    )
+    assert "s3cret" not in detail
+    assert receiver.requests == []
+
+
+def test_callback_asking_for_https_gets_no_protocol_hint(
+    api: httpx.Client, receiver: Host, hopper: bytes
+) -> None:
+    headers = {"SSVM_Callback": _callback(receiver, protocol="https:")}
+    response = api.post("/api/run/mtcnn/detect", content=hopper, headers=headers)
+    detail = assert_problem(response, 502, "upstream-failed")["detail"]
+    assert detail.startswith(f"https://127.0.0.1:{receiver.port}: TLS handshake failed ("), detail
+    assert "protocol" not in detail
+
+
+@pytest.mark.parametrize(
+    ("fetch", "detail", "reason"),
+    [("http://0177.0.0.1:8766/x.jpg", "http://0177.0.0.1:8766: 0177.0.0.1 is 127.0.0.1 written "
+      "in a form URLs do not take: write 127.0.0.1", "address"),
+     ("http://10.0.0.1:8766/x.jpg", "http://10.0.0.1:8766: 10.0.0.1 is a private address (not "
+      "admitted by the fetch allowlist)", "address"),
+     ("not a url", "'not a url' is not an absolute http or https URL", "scheme")],
+    ids=["octal-admitted-address", "private", "not-a-url"],
+)  # fmt: skip
+def test_refused_fetch_messages(api: httpx.Client, fetch: str, detail: str, reason: str) -> None:
+    body = assert_problem(api.post("/api/run/mtcnn/detect", headers={"SSVM_Fetch": fetch}), 422,
+                          "fetch-refused")  # fmt: skip
+    assert (body["detail"], body["reason"]) == (detail, reason)
+
+
+def test_failing_image_host_message_names_its_port(api: httpx.Client, images: Host) -> None:
+    response = api.post("/api/run/mtcnn/detect",
+                        headers={"SSVM_Fetch": f"{images.url}/status/404?t=s3cret"})  # fmt: skip
+    detail = assert_problem(response, 502, "upstream-failed")["detail"]
+    assert detail == f"http://127.0.0.1:{images.port} answered 404 Not Found"
+
+
 # -- ephemeral storage --------------------------------------------------------------------------
 
 

@@ -189,13 +189,16 @@ def send(
     *,
     method: str = "POST",
     headers: Mapping[str, str] | None = None,
+    tls_hint: str | None = None,
 ) -> int:
     """Send ``content`` to ``url`` (a callback or webhook target) through the guard and return
-    the HTTP status it answered. Redirects are not followed: a 3xx is the answer."""
+    the HTTP status it answered. Redirects are not followed: a 3xx is the answer. ``tls_hint``
+    is added to the error of a failed TLS handshake (why the target is https, when the caller
+    chose that)."""
     target = check_target(url, policy)
     deadline = time.monotonic() + policy.timeout
     with (
-        pinned_client(target, policy) as client,
+        pinned_client(target, policy, tls_hint=tls_hint) as client,
         client.stream(method, target.url, content=content, headers=dict(headers or {})) as answer,
     ):
         read = 0

@@ -231,27 +231,67 @@ def _literal(host: str) -> IPAddress | None:
     return None
 
 
+def _where(scheme: str, host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}" if port is None else f"{scheme}://{shown}:{port}"
+
+
 def where(url: httpx.URL) -> str:
-    """``scheme://host`` of ``url`` for messages (an IPv6 host in brackets)."""
-    host = url.host
-    return f"{url.scheme}://[{host}]" if ":" in host else f"{url.scheme}://{host}"
+    """``scheme://host:port`` of ``url`` for messages: an IPv6 host in brackets, the port unless
+    it is the scheme's default (which httpx drops, written or not). Never the path or query: they
+    may carry secrets."""
+    return _where(url.scheme, url.host, url.port)
+
+
+def _quoted(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "\u2026")
+
+
+_NOT_ADMITTED = " (not admitted by the fetch allowlist)"
 
 
 def _refused(url: httpx.URL, why: str, reason: str) -> FetchRefusedError:
     return FetchRefusedError(f"{where(url)}: {why}", reason=reason)
 
 
-def _invalid(url: str | httpx.URL, exc: Exception) -> FetchRefusedError:
-    # httpx refuses some numeric spellings (0177.0.0.1) outright: say what they spell.
+def _address_refused(shown: str, host: str, ip: IPAddress, why: str) -> FetchRefusedError:
+    """The one refusal of an address: ``scheme://host:port: HOST is IP, a loopback address (not
+    admitted ...)`` for an IPv4 address spelled otherwise (``0177.0.0.1``, ``2130706433``), else
+    ``HOST is a loopback address``."""
+    plain = host == str(ip) or ":" in host  # IPv6: the same address, whichever way written
+    spelled = f"{host} is {why}" if plain else f"{host} is {ip}, {why}"
+    return FetchRefusedError(f"{shown}: {spelled}{_NOT_ADMITTED}", reason="address")
+
+
+def _invalid(url: str | httpx.URL, exc: Exception, policy: FetchPolicy) -> FetchRefusedError:
+    # httpx refuses some numeric spellings (0177.0.0.1, 127.000.000.001) outright: refused in the
+    # same words as any other address, saying what they spell.
     try:
-        host = urlsplit(str(url)).hostname or ""
+        parts = urlsplit(str(url))
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = None, ""
+    try:
+        port = parts.port if parts is not None else None
+    except ValueError:  # the port is what is wrong: the message names it
+        port = None
+    shown = _where(parts.scheme, host, port) if parts is not None and parts.scheme and host else ""
+    try:
         literal = _literal(host)
     except ValueError:
         literal = None
     reason = refusal(literal) if literal is not None else None
-    if reason is not None:
-        return FetchRefusedError(f"{host} is {literal}, {reason}", reason="address")
-    return FetchRefusedError(f"not a valid URL: {exc}", reason="invalid-url")
+    if literal is not None and reason is not None:
+        shown = shown or f"//{host}"  # no scheme: the host alone
+        if not policy.allowlist.admits_address(literal):
+            return _address_refused(shown, host, literal, reason)
+        return FetchRefusedError(  # admitted, but the spelling cannot be connected to as written
+            f"{shown}: {host} is {literal} written in a form URLs do not take: write {literal}",
+            reason="address",
+        )
+    prefix = f"{shown}: " if shown else ""
+    return FetchRefusedError(f"{prefix}not a valid URL ({exc})", reason="invalid-url")
 
 
 def check_target(url: str | httpx.URL, policy: FetchPolicy) -> Target:
@@ -264,11 +304,14 @@ def check_target(url: str | httpx.URL, policy: FetchPolicy) -> Target:
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
-        raise _invalid(url, exc) from None
+        raise _invalid(url, exc, policy) from None
+    if not parsed.scheme:
+        raise FetchRefusedError(
+            f"{_quoted(str(url))} is not an absolute http or https URL", reason="scheme"
+        )
     if parsed.scheme not in ("http", "https"):
         raise FetchRefusedError(
-            f"only http and https URLs are fetched, not {parsed.scheme or 'a relative URL'!r}",
-            reason="scheme",
+            f"{parsed.scheme}: URLs are not fetched, only http and https", reason="scheme"
         )
     if parsed.userinfo:
         raise _refused(parsed, "credentials in the URL are not accepted", "credentials")
@@ -289,16 +332,17 @@ def check_target(url: str | httpx.URL, policy: FetchPolicy) -> Target:
             addresses = [ipaddress.ip_address(a) for a in answers]
         except (OSError, UnicodeError, ValueError) as exc:
             raise UpstreamError(
-                f"{host}: the name does not resolve ({exc})", reason="dns"
+                f"{where(parsed)}: {host} does not resolve ({exc})", reason="dns"
             ) from None
         if not addresses:
-            raise UpstreamError(f"{host}: the name has no address", reason="dns")
+            raise UpstreamError(f"{where(parsed)}: {host} has no address", reason="dns")
         if allow.admits_name(host):
             return Target(parsed, str(addresses[0]))
     for ip in addresses:
         reason = refusal(ip)
         if reason is not None and not allow.admits_address(ip):
-            shown = host if literal is None else str(ip)
-            why = f"{shown} is {reason}" if literal is not None else f"{host} resolves to {reason}"
-            raise _refused(parsed, why + " (not admitted by the fetch allowlist)", "address")
+            if literal is not None:
+                raise _address_refused(where(parsed), host, ip, reason)
+            why = f"{host} resolves to {ip}, {reason}{_NOT_ADMITTED}"
+            raise _refused(parsed, why, "address")
     return Target(parsed, str(addresses[0]))

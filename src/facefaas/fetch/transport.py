@@ -117,10 +117,13 @@ class PinnedTransport(httpx.BaseTransport):
 
 
 @contextmanager
-def pinned_client(target: Target, policy: FetchPolicy) -> Iterator[httpx.Client]:
+def pinned_client(
+    target: Target, policy: FetchPolicy, *, tls_hint: str | None = None
+) -> Iterator[httpx.Client]:
     """An httpx client whose connections go to ``target.address``, with the policy's timeouts,
     no content decoding, no proxies from the environment, and the other server's failures
-    raised as facefaas errors."""
+    raised as facefaas errors. ``tls_hint`` is added to the message of a TLS handshake that
+    fails other than on the certificate (the caller's word on why https was used)."""
     timeout = httpx.Timeout(
         connect=policy.connect_timeout,
         read=policy.read_timeout,
@@ -132,13 +135,28 @@ def pinned_client(target: Target, policy: FetchPolicy) -> Iterator[httpx.Client]
         httpx.Client(
             transport=PinnedTransport(target), timeout=timeout, headers=headers, trust_env=False
         ) as client,
-        _upstream_errors(target.url),
+        _upstream_errors(target.url, tls_hint),
     ):
         yield client
 
 
+def _tls_failure(exc: Exception, hint: str | None) -> str | None:
+    """What to say of ``exc`` when it is a failed TLS handshake (the backend's ``ConnectError``
+    made of an ``ssl.SSLError``: its argument, and its context once the pool re-raises it
+    ``from None``), else ``None``."""
+    if not isinstance(exc, httpcore.ConnectError):
+        return None
+    cause = next((e for e in (*exc.args[:1], exc.__context__) if isinstance(e, ssl.SSLError)), None)
+    if cause is None:
+        return None
+    said = f"TLS handshake failed ({cause})"
+    if hint and not isinstance(cause, ssl.SSLCertVerificationError):
+        said += f"; {hint}"
+    return said
+
+
 @contextmanager
-def _upstream_errors(url: httpx.URL) -> Iterator[None]:
+def _upstream_errors(url: httpx.URL, tls_hint: str | None = None) -> Iterator[None]:
     shown = where(url)
     try:
         yield
@@ -146,8 +164,8 @@ def _upstream_errors(url: httpx.URL) -> Iterator[None]:
         raise UpstreamTimeoutError(f"{shown} did not answer in time ({type(exc).__name__})",
                                    reason="timeout") from None  # fmt: skip
     except (httpcore.NetworkError, httpx.NetworkError) as exc:
-        raise UpstreamError(f"{shown}: cannot connect ({exc or type(exc).__name__})",
-                            reason="connect") from None  # fmt: skip
+        said = _tls_failure(exc, tls_hint) or f"cannot connect ({exc or type(exc).__name__})"
+        raise UpstreamError(f"{shown}: {said}", reason="connect") from None
     except (httpcore.ProtocolError, httpcore.UnsupportedProtocol, httpx.HTTPError) as exc:
         raise UpstreamError(f"{shown}: a broken HTTP answer ({exc or type(exc).__name__})",
                             reason="protocol") from None  # fmt: skip

@@ -62,11 +62,13 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
 
 @dataclass(frozen=True)
 class Callback:
-    """Where a run's result goes: the URL the seed's object names, its method and headers."""
+    """Where a run's result goes: the URL the seed's object names, its method and headers, and
+    what to add to a failed TLS handshake's error when https was assumed rather than asked for."""
 
     url: str
     method: str
     headers: dict[str, str]
+    tls_hint: str | None = None
 
 
 @dataclass
@@ -135,7 +137,20 @@ def parse_callback(text: str, policy: FetchPolicy) -> Callback:
     except (httpx.InvalidURL, UnicodeError) as exc:
         raise _refuse(f"not a valid target ({exc})") from None
     check_target(url, policy)  # refused before any work is done
-    return Callback(url=str(url), method=method, headers=headers)
+    return Callback(
+        url=str(url), method=method, headers=headers, tls_hint=_tls_hint(protocol, scheme)
+    )
+
+
+def _tls_hint(protocol: str, scheme: str) -> str | None:
+    # The seed's rule (https unless port 80 or "protocol" says http) surprises a plain-HTTP
+    # receiver on another port: its TLS handshake fails, and the message says why https was used.
+    if protocol or scheme != "https":
+        return None
+    return (
+        'the callback has no "protocol", so https was assumed: '
+        'add "protocol": "http" for a plain-HTTP receiver'
+    )
 
 
 def _header(request: Request, names: tuple[str, ...]) -> str | None:
@@ -236,7 +251,12 @@ async def deliver(callback: Callback, output: RunOutput, settings: Settings) -> 
         headers[name] = value  # case-insensitive: the callback's Content-Type replaces ours
     status = await run_in_threadpool(
         lambda: send(
-            callback.url, content, fetch_policy(settings), method=callback.method, headers=headers
+            callback.url,
+            content,
+            fetch_policy(settings),
+            method=callback.method,
+            headers=headers,
+            tls_hint=callback.tls_hint,
         )
     )
     if not 200 <= status < 300:
