@@ -12,7 +12,8 @@ Images may be bytes, a path, a binary file, a PIL image or a numpy array (the la
 as PNG). Errors come back as the :mod:`facefaas.errors` class the server raised (from the problem
 document's ``code``, else its status): a 413 is a :class:`~facefaas.errors.TooLargeError` with
 its ``limit``, a 429 a :class:`~facefaas.errors.RateLimitedError` with ``retry_after``, and so
-on. Network failures are httpx's own exceptions.
+on. A server that cannot be reached, or does not answer in time, is a
+:class:`~facefaas.errors.ServerUnreachableError` naming its URL.
 """
 
 from __future__ import annotations
@@ -179,10 +180,29 @@ class Client:
         headers = dict(kwargs.pop("headers", None) or {})
         if key:
             headers["X-API-Key"] = key
-        response = self._http.request(method, path, headers=headers, **kwargs)
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
         if response.status_code >= 400:
             raise error_from_response(response)
         return response
+
+    def _unreachable(self, exc: httpx.TransportError) -> errors.ServerUnreachableError:
+        """The error of a request that got no answer (refused, timed out, broken)."""
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, httpx.TimeoutException):
+            reason, what = "timeout", "did not answer in time"
+        elif isinstance(exc, httpx.ConnectError):
+            reason, what = "connect", "could not be reached"
+        elif isinstance(exc, httpx.UnsupportedProtocol):
+            reason, what = "url", "is not an http:// or https:// URL"
+        elif isinstance(exc, httpx.ProtocolError):
+            reason, what = "protocol", "answered with a broken response"
+        else:
+            reason, what = "connect", "broke the connection"
+        message = f"the facefaas server at {self.url} {what} ({detail})"
+        return errors.ServerUnreachableError(message, url=self.url, reason=reason)
 
     def _run(
         self,

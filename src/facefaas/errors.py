@@ -32,8 +32,14 @@ maps them to exit codes. Nothing else decides how an error is reported.
     ├── ValueNotFoundError          no ephemeral value with that key (or it expired)     404
     ├── UpstreamError               a fetched URL or callback target failed              502
     │   └── UpstreamTimeoutError      it did not answer in time                          504
-    └── OverloadedError             the inference queue is full / not ready              503
-        └── CancelledError            stopped: the client left or the server is draining 503
+    ├── OverloadedError             the inference queue is full / not ready              503
+    │   └── CancelledError            stopped: the client left or the server is draining 503
+    ├── JobNotFoundError            no such job, a wrong token, or its results expired   404
+    ├── JobRunningError             the job has not ended yet (e.g. its zip)             409
+    └── ServerUnreachableError      client side: no answer from the facefaas server      (503)
+
+``ServerUnreachableError`` is raised only by :class:`facefaas.Client` (and the ``Job`` it
+returns), never answered by the service: its status is what a gateway would answer.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ __all__ = [
     "ImageDecodeError",
     "InputError",
     "JobNotFoundError",
+    "JobRunningError",
     "ModelConflictError",
     "ModelError",
     "ModelFormatError",
@@ -64,6 +71,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitedError",
     "RequestTimeoutError",
+    "ServerUnreachableError",
     "StorageFullError",
     "TooLargeError",
     "UnsupportedMediaError",
@@ -363,3 +371,27 @@ class JobNotFoundError(FacefaasError):
 
     status = 404
     code = "job-not-found"
+
+
+class JobRunningError(FacefaasError):
+    """The job has not ended yet, and what was asked for needs it ended (its zip)."""
+
+    status = 409
+    code = "job-running"
+
+
+class ServerUnreachableError(FacefaasError):
+    """The client got no answer from the facefaas server at ``url``: the connection was refused
+    or broken, the name did not resolve, or the server did not answer in time.
+
+    Raised by :class:`facefaas.Client` only, never answered by the service. ``reason`` is a
+    short slug (``connect``, ``timeout``, ``protocol``, ``url``).
+    """
+
+    status = 503
+    code = "server-unreachable"
+
+    def __init__(self, message: str, *, url: str = "", reason: str = "connect") -> None:
+        super().__init__(message)
+        self.url = url
+        self.reason = reason

@@ -2,25 +2,34 @@
 
 ``submit`` prints the job's id and token (needed for everything after; shown once by the
 server) and, with ``--wait``, a progress bar until the job ends, then its results as JSON Lines.
+
+Exit status, as ``facefaas detect``'s: 0 every image done, 1 some images failed or were
+cancelled (all results still printed), 2 usage error, 3 nothing done: no image of the job was
+done, the server could not be reached, or it refused the request (no such job, a wrong token,
+an unknown model, ...), reported as one ``error: message`` line on stderr.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
+from facefaas.cli.detect import EXIT_NOTHING_DONE, EXIT_OK, EXIT_SOME_FAILED
+
 __all__ = ["jobs"]
 
 _SERVER = click.option(
-    "--server", envvar="FACEFAAS_SERVER", default="http://127.0.0.1:8000", show_default=True,
-    help="The facefaas server [env FACEFAAS_SERVER].",
+    "--server", envvar="FACEFAAS_SERVER", show_envvar=True, default="http://127.0.0.1:8000",
+    show_default=True, help="The facefaas server.",
 )  # fmt: skip
 _TOKEN = click.option(
-    "--token", envvar="FACEFAAS_JOB_TOKEN", required=True,
-    help="The job's token, printed by submit [env FACEFAAS_JOB_TOKEN].",
+    "--token", envvar="FACEFAAS_JOB_TOKEN", show_envvar=True, required=True,
+    help="The job's token, printed by submit.",
 )  # fmt: skip
 
 
@@ -30,20 +39,48 @@ def _client(server: str, api_key: str | None = None) -> Any:
     return Client(server, api_key=api_key, timeout=120.0)
 
 
-def _print_results(job: Any) -> None:
-    for line in job.results():
+@contextmanager
+def _reported() -> Iterator[None]:
+    """A library error (the server unreachable, or its refusal) as one line, exit status 3."""
+    from facefaas.errors import FacefaasError
+
+    try:
+        yield
+    except FacefaasError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(EXIT_NOTHING_DONE) from None
+
+
+def _print_results(job: Any) -> int:
+    """Print the job's results as JSON Lines; the exit status they make (module docstring)."""
+    lines = job.results()
+    for line in lines:
         click.echo(json.dumps(line, separators=(",", ":")))
+    done = sum(1 for line in lines if line.get("status") == "done")
+    if lines and done == len(lines):  # no lines: the job expired meanwhile
+        return EXIT_OK
+    return EXIT_SOME_FAILED if done else EXIT_NOTHING_DONE
 
 
 @click.group()
 def jobs() -> None:
-    """Jobs: many images processed in the background on a facefaas server."""
+    """Jobs: many images processed in the background on a facefaas server.
+
+    \b
+    Exit status:
+      0  every image done (submit --wait, results), or the request answered
+      1  some images failed or were cancelled (every result is still printed)
+      2  usage error
+      3  nothing done: no image done, the server could not be reached, or it
+         refused the request (no such job, a wrong token, ...)
+    """
 
 
 @jobs.command()
 @click.argument("inputs", nargs=-1, required=True)
 @_SERVER
-@click.option("--api-key", envvar="FACEFAAS_API_KEY", help="A private model's usage key.")
+@click.option("--api-key", envvar="FACEFAAS_API_KEY", show_envvar=True,
+              help="A private model's usage key.")  # fmt: skip
 @click.option("--model", default="mtcnn", show_default=True)
 @click.option("--function", "function", default="detect", show_default=True)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
@@ -65,14 +102,15 @@ def submit(
             parsed[name] = json.loads(value)
         except ValueError:
             parsed[name] = value
-    with _client(server, api_key) as client:
+    with _client(server, api_key) as client, _reported():
         try:
             job = client.submit(
                 list(inputs), model=model, function=function, webhook=webhook,
                 lifetime=lifetime, **parsed,
             )  # fmt: skip
-        except OSError as exc:  # an input file that cannot be read
-            raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # an input file that cannot be read: nothing submitted
+            click.echo(f"error: {exc}", err=True)
+            raise SystemExit(EXIT_NOTHING_DONE) from None
         created = {"job_id": job.id, "token": job.token, "total": job.total}
         if job.webhook_secret:
             created["webhook_secret"] = job.webhook_secret
@@ -89,7 +127,8 @@ def submit(
                 bar.set_postfix(failed=counts["failed"], state=status["state"])
 
             job.wait(on_status=show)
-        _print_results(job)
+        code = _print_results(job)  # a job ended failed or cancelled has lines not done
+    raise SystemExit(code)
 
 
 @jobs.command()
@@ -98,7 +137,7 @@ def submit(
 @_SERVER
 def status(job_id: str, token: str, server: str) -> None:
     """Print a job's state, counts, progress and errors (JSON)."""
-    with _client(server) as client:
+    with _client(server) as client, _reported():
         click.echo(json.dumps(client.job(job_id, token).status(), indent=2))
 
 
@@ -109,15 +148,18 @@ def status(job_id: str, token: str, server: str) -> None:
 @click.option("--zip", "zip_path", type=click.Path(dir_okay=False),
               help="Write an ended job's result files to this zip instead.")  # fmt: skip
 def results(job_id: str, token: str, server: str, zip_path: str | None) -> None:
-    """Print a job's results as JSON Lines, in input order (waits for images still running)."""
+    """Print a job's results as JSON Lines, in input order (waits for images still running).
+
+    Exit status 1 when some images failed or were cancelled, 3 when none was done."""
     from pathlib import Path
 
-    with _client(server) as client:
+    with _client(server) as client, _reported():
         job = client.job(job_id, token)
         if zip_path:
             Path(zip_path).write_bytes(job.zip())
-        else:
-            _print_results(job)
+            return
+        code = _print_results(job)
+    raise SystemExit(code)
 
 
 @jobs.command()
@@ -126,5 +168,5 @@ def results(job_id: str, token: str, server: str, zip_path: str | None) -> None:
 @_SERVER
 def cancel(job_id: str, token: str, server: str) -> None:
     """Cancel a job's images not started; print its status."""
-    with _client(server) as client:
+    with _client(server) as client, _reported():
         click.echo(json.dumps(client.job(job_id, token).cancel(), indent=2))
