@@ -168,7 +168,7 @@ def test_items_of_an_ended_worker_of_this_host_are_given_back_at_once(
     import subprocess
     import sys
 
-    from facefaas.server.jobs import _HOST, _dead_here
+    from facefaas.server.jobs import _HOST, _LIVE, _dead_here
 
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                            capture_output=True, text=True, check=True)  # fmt: skip
@@ -177,7 +177,14 @@ def test_items_of_an_ended_worker_of_this_host_are_given_back_at_once(
     alive = f"{_HOST}:{os.getppid()}:1111"  # the process that started this one still runs
     restarted = f"{_HOST}:{os.getpid()}:2222"  # a restart that got the killed one's pid
     elsewhere = f"another-host:{dead_pid}:3333"  # another machine's processes are not ours
-    assert [_dead_here(w) for w in (killed, alive, restarted)] == [True, False, True]
+    sibling = f"{_HOST}:{os.getpid()}:4444"  # another app's worker in this very process
+    _LIVE.add(sibling)
+    try:
+        assert [_dead_here(w) for w in (killed, alive, restarted, sibling)] == [
+            True, False, True, False
+        ]  # fmt: skip
+    finally:
+        _LIVE.discard(sibling)
 
     (store,) = _stores(database_url, tmp_path, 1)
     job_id = _job(store, 5)

@@ -432,24 +432,28 @@ class Client:
 
         from facefaas.jobclient import Job
 
+        # The parts in input order: each run of URLs one 'inputs' field, each upload a file.
+        parts: list[tuple[str, tuple[str | None, bytes | str]]] = []
         urls: list[str] = []
-        files: list[tuple[str, tuple[str, bytes]]] = []
         for item in images_or_urls:
             if isinstance(item, str) and item.startswith(("http://", "https://")):
                 urls.append(item)
-            else:
-                name = Path(item).name if isinstance(item, str | os.PathLike) else "image"
-                files.append(("file", (name or f"image{len(files)}", _image_bytes(item))))
+                continue
+            if urls:
+                parts.append(("inputs", (None, json.dumps(urls))))
+                urls = []
+            name = Path(item).name if isinstance(item, str | os.PathLike) else "image"
+            parts.append(("file", (name or f"image{len(parts)}", _image_bytes(item))))
         fields: dict[str, Any] = {"model": model, "function": function, "params": params}
         if webhook is not None:
             fields["webhook"] = webhook
         if lifetime is not None:
             fields["lifetime"] = lifetime
-        if files:
-            data = {k: json.dumps(v) if k == "params" else str(v) for k, v in fields.items()}
+        if parts:
             if urls:
-                data["inputs"] = json.dumps(urls)
-            response = self._request("POST", "/api/jobs", files=files, data=data)
+                parts.append(("inputs", (None, json.dumps(urls))))
+            data = {k: json.dumps(v) if k == "params" else str(v) for k, v in fields.items()}
+            response = self._request("POST", "/api/jobs", files=parts, data=data)
         else:
             response = self._request("POST", "/api/jobs", json={**fields, "inputs": urls})
         body = response.json()

@@ -559,7 +559,7 @@ def test_client_submit_wait_results(
         final = job.wait(timeout=120, poll=0.1)
         assert final["state"] == "done" and job.progress == 1.0
         lines = job.results()
-        assert [line["source"] for line in lines] == [f"{image_host}/{name}", "blank.png"]
+        assert [line["source"] for line in lines] == ["blank.png", f"{image_host}/{name}"]
         assert all(line["result"]["parameters"]["min_size"] == 24 for line in lines)
         again = client.job(job.id, job.token)
         assert again.status()["counts"]["done"] == 2

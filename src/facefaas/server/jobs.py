@@ -119,18 +119,19 @@ class JobGate:
 
 
 _HOST = socket.gethostname()[:32]
+_LIVE: set[str] = set()  # the ids of this process's workers (a process may run several apps)
 
 
 def _dead_here(worker_id: str) -> bool:
-    """Whether a worker id of this host (``host:pid:token``) names a process that has ended: its
-    pid is gone, or is this process's own under another token (a restart that got the same pid,
-    as a container's first process does)."""
+    """Whether a worker id of this host (``host:pid:token``) names a worker that has ended: its
+    process is gone, or it had this process's pid but is none of its workers (a restart that got
+    the same pid, as a container's first process does)."""
     try:
         pid = int(worker_id.split(":")[-2])
     except (IndexError, ValueError):
         return False
     if pid == os.getpid():
-        return True  # this worker's own items are never claimed before it starts
+        return worker_id not in _LIVE
     if pid <= 0:
         return False
     try:
@@ -156,6 +157,7 @@ class JobWorker:
         self.threads = settings.inference_threads
         self.gate = JobGate(service, settings.effective_job_threads, settings.job_borrow_after)
         self.worker_id = f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+        _LIVE.add(self.worker_id)
         self.wake = asyncio.Event()
         self.active: dict[int, ClaimedItem] = {}
         self._jobs: dict[str, _Job] = {}
@@ -193,6 +195,7 @@ class JobWorker:
             except Exception:
                 log.warning("could not give job items back; their leases will run out")
             self.active.clear()
+        _LIVE.discard(self.worker_id)  # what it still holds is an ended worker's now
 
     # -- items -------------------------------------------------------------------------------
 
