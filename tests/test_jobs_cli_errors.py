@@ -66,6 +66,7 @@ def test_every_jobs_command_reports_a_server_down_in_one_line_and_exits_3(
 
 def test_client_and_job_calls_raise_server_unreachable_naming_the_url(closed_url: str) -> None:
     with Client(closed_url) as client:
+        assert client.ready() is False  # a question, answered: not ready
         with pytest.raises(errors.ServerUnreachableError) as submitted:
             client.submit(["http://example.org/a.jpg"])
         job = client.job("job1", "token")

@@ -469,5 +469,8 @@ class Client:
         return Job(self, job_id, token)
 
     def ready(self) -> bool:
-        """Whether the server answers ``/readyz`` with 200."""
-        return self._http.get("/readyz").status_code == 200
+        """Whether the server answers ``/readyz`` with 200 (False when it cannot be reached)."""
+        try:
+            return self._http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False

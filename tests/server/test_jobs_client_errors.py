@@ -93,6 +93,13 @@ def test_a_running_jobs_zip_is_a_job_running_error_and_the_cli_says_so(
 
         assert job.cancel()["state"] == "cancelled"
         assert job.zip()[:2] == b"PK"  # ended: the zip is made
+        nowhere = tmp_path / "missing-folder" / "job.zip"
+        unwritable = _jobs("results", job.id, "--token", job.token, "--server", idle.url,
+                           "--zip", str(nowhere))  # fmt: skip
+        assert unwritable.exit_code == 3 and "Traceback" not in unwritable.output
+        assert unwritable.stderr.strip() == (
+            f"error: cannot write {nowhere}: No such file or directory"
+        )
     cancelled = _jobs("results", job.id, "--token", job.token, "--server", idle.url)
     assert cancelled.exit_code == 3 and _statuses(cancelled) == ["cancelled"]
 

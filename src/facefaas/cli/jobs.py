@@ -156,7 +156,12 @@ def results(job_id: str, token: str, server: str, zip_path: str | None) -> None:
     with _client(server) as client, _reported():
         job = client.job(job_id, token)
         if zip_path:
-            Path(zip_path).write_bytes(job.zip())
+            data = job.zip()
+            try:
+                Path(zip_path).write_bytes(data)
+            except OSError as exc:
+                click.echo(f"error: cannot write {zip_path}: {exc.strerror or exc}", err=True)
+                raise SystemExit(EXIT_NOTHING_DONE) from None
             return
         code = _print_results(job)
     raise SystemExit(code)
