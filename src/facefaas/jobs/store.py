@@ -427,6 +427,8 @@ class JobStore:
         return recorded == 1
 
     def _lock_job(self, conn: Connection, job_id: str) -> None:
+        if self._sqlite:
+            return  # BEGIN IMMEDIATE (`_begin`) already holds the only write lock
         conn.execute(sa.select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
 
     def _finish_if_done(self, conn: Connection, job_id: str) -> bool:

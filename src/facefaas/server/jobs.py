@@ -214,7 +214,10 @@ class JobWorker:
             while True:
                 claimed: list[ClaimedItem] = []
                 free = capacity - len(running)
-                if free > 0 and not self.service.draining:
+                # Claimed a thread's worth at a time (not one by one as each image ends): one
+                # claim's cost shared by more images, while `capacity` keeps the next ones
+                # fetched ahead.
+                if free >= self.threads and not self.service.draining:
                     try:
                         claimed = await self._claim(free)
                     except Exception:
@@ -268,7 +271,7 @@ class JobWorker:
                     log.warning("renewing job claims failed", exc_info=True)
 
     async def _process(self, item: ClaimedItem) -> None:
-        result: dict[str, Any] | None = None
+        output: RunOutput | None = None
         error: dict[str, Any] | None = None
         try:
             if item.attempts > MAX_ATTEMPTS:
@@ -288,20 +291,13 @@ class JobWorker:
                 if fresh is None or fresh.record.sha256 == job.record.sha256:
                     raise
                 output = await self._run(fresh, data)
-            result = await run_in_threadpool(self._save, item, output)
         except _Stopping:
             return  # left claimed: given back by stop(), or its lease runs out
-        except FacefaasError as exc:
-            error = problem_body(exc.status, exc.message, code=exc.code, **error_extensions(exc))
-        except Exception as exc:  # a bug must not stop the worker: the item records it
-            log.exception("job %s item %d failed unexpectedly", item.job_id, item.index)
-            error = problem_body(
-                500, f"internal error: {type(exc).__name__}", code="internal-error"
-            )
+        except Exception as exc:
+            error = self._problem(item, exc)
         try:
-            recorded = await run_in_threadpool(
-                lambda: self.store.complete(self.worker_id, item, result=result, error=error)
-            )
+            # The result file and the item's completion: one trip to a thread.
+            recorded = await run_in_threadpool(self._record, item, output, error)
             if not recorded:
                 log.info("job %s item %d: claim lost; another worker records it",
                          item.job_id, item.index)  # fmt: skip
@@ -309,6 +305,26 @@ class JobWorker:
             log.warning("recording job %s item %d failed; it will be redone",
                         item.job_id, item.index, exc_info=True)  # fmt: skip
         self.active.pop(item.id, None)
+
+    @staticmethod
+    def _problem(item: ClaimedItem, exc: Exception) -> dict[str, Any]:
+        """The item's problem+json error; a bug must not stop the worker: the item records it."""
+        if isinstance(exc, FacefaasError):
+            return problem_body(exc.status, exc.message, code=exc.code, **error_extensions(exc))
+        log.error("job %s item %d failed unexpectedly", item.job_id, item.index, exc_info=exc)
+        return problem_body(500, f"internal error: {type(exc).__name__}", code="internal-error")
+
+    def _record(
+        self, item: ClaimedItem, output: RunOutput | None, error: dict[str, Any] | None
+    ) -> bool:
+        """Keep the item's result file, then record it done (or its error) if still ours."""
+        result: dict[str, Any] | None = None
+        if output is not None:
+            try:
+                result = self._save(item, output)
+            except Exception as exc:
+                error = self._problem(item, exc)
+        return self.store.complete(self.worker_id, item, result=result, error=error)
 
     async def _job(self, job_id: str, *, refresh: bool = False) -> _Job | None:
         cached = self._jobs.get(job_id)
@@ -326,9 +342,10 @@ class JobWorker:
         return job
 
     async def _input(self, item: ClaimedItem) -> bytes:
-        uploaded = await run_in_threadpool(self.store.read_input, item)
-        if uploaded is not None:
-            return uploaded
+        if item.input_path is not None:  # uploaded
+            uploaded = await run_in_threadpool(self.store.read_input, item)
+            if uploaded is not None:
+                return uploaded
         policy = fetch_policy(self.service.settings)
         fetched = await run_in_threadpool(fetch_image, item.source, policy)
         return fetched.data
