@@ -344,6 +344,7 @@ def test_a_closed_port_is_an_upstream_failure() -> None:
         with pytest.raises(UpstreamError) as caught:
             fetch_image(f"http://127.0.0.1:{port}/img.png", _policy())
     assert caught.value.reason == "connect"
+    assert str(caught.value).startswith(f"http://127.0.0.1:{port}: cannot connect (")  # the port
 
 
 def test_dns_rebinding_uses_the_first_checked_address(
@@ -463,15 +464,6 @@ def test_upstream_messages_carry_the_port_not_the_path(host: Host) -> None:
     with pytest.raises(UpstreamTimeoutError) as slow:
         fetch_image(f"{host.url}/slow", _policy(read_timeout=0.3))
     assert str(slow.value) == f"http://127.0.0.1:{host.port} did not answer in time (ReadTimeout)"
-
-
-def test_a_closed_port_is_named_in_the_message() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # bound, never listening: connections are refused
-        with pytest.raises(UpstreamError) as caught:
-            fetch_image(f"http://127.0.0.1:{port}/img.png", _policy())
-    assert str(caught.value).startswith(f"http://127.0.0.1:{port}: cannot connect (")
 
 
 HINT = 'https was assumed: add "protocol": "http"'

@@ -100,6 +100,17 @@ def wait_ended(url: str, job: dict[str, Any], timeout: float = 180) -> dict[str,
     raise AssertionError(f"job {job['job_id']} did not end in {timeout} s")
 
 
+def wait_done(url: str, job: dict[str, Any], at_least: int, timeout: float = 120) -> None:
+    """Wait until at least ``at_least`` of the job's images are done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{url}{job['status_url']}", headers=_auth(job), timeout=30).json()
+        if status["counts"]["done"] >= at_least:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"job {job['job_id']}: {at_least} images not done in {timeout} s")
+
+
 def results(url: str, job: dict[str, Any]) -> list[dict[str, Any]]:
     response = httpx.get(f"{url}{job['results_url']}", headers=_auth(job), timeout=180)
     assert response.status_code == 200, response.text
@@ -327,12 +338,7 @@ def test_a_job_cancelled_while_images_run_ends_when_they_have(
     with receiver() as hook:
         job = submit(jobs_server.url, {"inputs": [f"{image_host}/{name}" for name in wider],
                                        "webhook": f"{hook.url}/hook"})  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            status = httpx.get(f"{jobs_server.url}{job['status_url']}", headers=_auth(job))
-            if status.json()["counts"]["done"] >= 1:
-                break
-            time.sleep(0.02)
+        wait_done(jobs_server.url, job, 1)
         cancelled = httpx.delete(f"{jobs_server.url}{job['status_url']}", headers=_auth(job))
         assert cancelled.status_code == 200
         body = cancelled.json()
@@ -503,12 +509,8 @@ def test_sigkill_in_the_middle_of_a_job_then_restart_completes_it_once(
         proc, url = _serve(data_dir, lease)
         try:
             job = submit(url, {"inputs": inputs, "webhook": f"{hook.url}/hook"})
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                status = httpx.get(f"{url}{job['status_url']}", headers=_auth(job)).json()
-                if status["counts"]["done"] >= 3:
-                    break
-                time.sleep(0.05)
+            wait_done(url, job, 3)
+            status = httpx.get(f"{url}{job['status_url']}", headers=_auth(job)).json()
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         finally:
@@ -636,12 +638,7 @@ def test_a_model_replaced_during_a_job_fails_none_of_its_remaining_images(
     wider = [name for name in sorted(images) if name.endswith(".jpg")]
     inputs = [f"{image_host}/{name}" for name in wider] * 2
     job = submit(server.url, {"model": model_id, "inputs": inputs})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{server.url}{job['status_url']}", headers=_auth(job)).json()
-        if status["counts"]["done"] >= 2:
-            break
-        time.sleep(0.02)
+    wait_done(server.url, job, 2)
     replaced = httpx.put(
         f"{server.url}/api/models/{model_id}", files={"file": ("model.zip", make_model(999))},
         headers={"Authorization": f"Bearer {created['admin_key']}"}, timeout=120,
