@@ -113,6 +113,18 @@ def test_a_centerface_onnx_upload_is_recognised_and_runs(
         bundle = http.get(f"/api/models/{created['model_id']}/bundle")
         with zipfile.ZipFile(io.BytesIO(bundle.content)) as archive:
             assert sorted(archive.namelist()) == ["centerface.onnx", "manifest.json"]
+        # New weights of another family are another model: its config, its callers'
+        # parameters and its running jobs are CenterFace's.
+        mtcnn = http.get("/api/models/mtcnn/bundle").content
+        refused = http.put(f"/api/models/{created['model_id']}",
+                           files={"file": ("mtcnn.zip", mtcnn)}, headers=admin)  # fmt: skip
+        problem = assert_problem(refused, 409)
+        assert problem["detail"] == (
+            f"model {created['model_id']!r} is a centerface model and these are mtcnn weights: "
+            "upload them as a new model instead"
+        )
+        after = http.get(f"/api/models/{created['model_id']}").json()
+        assert (after["family"], after["sha256"]) == ("centerface", created["sha256"])
 
 
 def _tiny_onnx() -> bytes:

@@ -381,9 +381,16 @@ class Registry:
         """Give an existing model new weights (and optionally a new name/description); same id.
 
         Only this model changes: a model with the old or the new weights keeps its own row and
-        files. The new size is charged to the model's owner, within ``quota``.
+        files. The new size is charged to the model's owner, within ``quota``. Weights of
+        another detector family are refused (ModelConflictError): the model's run defaults,
+        the parameters its callers send and the jobs running on it are its family's.
         """
         old = self._mutable(model_id)
+        if manifest.family != old.family:
+            raise ModelConflictError(
+                f"model {model_id!r} is a {old.family} model and these are {manifest.family} "
+                f"weights: upload them as a new model instead"
+            )
         with self._store_lock():
             sha256 = self._put(weights, manifest)
             size = self._bundle_bytes(sha256)

@@ -176,7 +176,8 @@ async def replace(
     query: Annotated[UploadFields, Query()],
     service: ServiceDep,
 ) -> ModelInfo:
-    """New weights under the same id (admin key); no other model changes."""
+    """New weights under the same id (admin key); no other model changes. Weights of another
+    detector family are refused (409): upload them as a new model."""
     with service.imports.admit():
         upload = await read_upload(request, service, query)
         return model_info(await service.replace_model(record, upload))
