@@ -404,9 +404,11 @@ class JobStore:
         *,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
+        cancelled: bool = False,
     ) -> bool:
-        """Record an item's result (or its problem+json ``error``) if the claim is still this
-        worker's; ends the job when it was the last. False: someone else holds the item now."""
+        """Record an item's result (or its problem+json ``error``, or that it was ``cancelled``
+        before it started) if the claim is still this worker's; ends the job when it was the
+        last. False: someone else holds the item now."""
         with self.engine.begin() as conn:
             self._begin(conn)
             self._lock_job(conn, item.job_id)
@@ -418,7 +420,7 @@ class JobStore:
                     job_items.c.state == "running",
                 )
                 .values(
-                    state="failed" if error is not None else "done",
+                    state="cancelled" if cancelled else "failed" if error is not None else "done",
                     result=result, error=error, claimed_until_ms=None,
                 )
             ).rowcount  # fmt: skip

@@ -147,6 +147,10 @@ class _Stopping(Exception):
     """The service is draining: leave the item for the next worker."""
 
 
+class _JobCancelled(Exception):
+    """The item's job was cancelled before its image started: the item is cancelled."""
+
+
 class JobWorker:
     """Claims and runs job items for one :class:`Service` (module docstring)."""
 
@@ -161,6 +165,7 @@ class JobWorker:
         self.wake = asyncio.Event()
         self.active: dict[int, ClaimedItem] = {}
         self._jobs: dict[str, _Job] = {}
+        self._cancelled: set[str] = set()  # jobs cancelled here: their claimed images are not run
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -196,6 +201,13 @@ class JobWorker:
                 log.warning("could not give job items back; their leases will run out")
             self.active.clear()
         _LIVE.discard(self.worker_id)  # what it still holds is an ended worker's now
+
+    def job_cancelled(self, job_id: str) -> None:
+        """A job was cancelled through this service: the images this worker claimed ahead and
+        has not started are cancelled too, not run (another process's claimed images run)."""
+        if len(self._cancelled) > 1024:
+            self._cancelled.clear()
+        self._cancelled.add(job_id)
 
     # -- items -------------------------------------------------------------------------------
 
@@ -273,6 +285,7 @@ class JobWorker:
     async def _process(self, item: ClaimedItem) -> None:
         output: RunOutput | None = None
         error: dict[str, Any] | None = None
+        cancelled = False
         try:
             if item.attempts > MAX_ATTEMPTS:
                 raise FacefaasError(
@@ -284,20 +297,22 @@ class JobWorker:
                 return
             data = await self._input(item)
             try:
-                output = await self._run(job, data)
+                output = await self._run(item, job, data)
             except ModelNotFoundError:
                 # The model's weights were replaced since its record was cached: the new ones.
                 fresh = await self._job(item.job_id, refresh=True)
                 if fresh is None or fresh.record.sha256 == job.record.sha256:
                     raise
-                output = await self._run(fresh, data)
+                output = await self._run(item, fresh, data)
         except _Stopping:
             return  # left claimed: given back by stop(), or its lease runs out
+        except _JobCancelled:
+            cancelled = True
         except Exception as exc:
             error = self._problem(item, exc)
         try:
             # The result file and the item's completion: one trip to a thread.
-            recorded = await run_in_threadpool(self._record, item, output, error)
+            recorded = await run_in_threadpool(self._record, item, output, error, cancelled)
             if not recorded:
                 log.info("job %s item %d: claim lost; another worker records it",
                          item.job_id, item.index)  # fmt: skip
@@ -315,16 +330,23 @@ class JobWorker:
         return problem_body(500, f"internal error: {type(exc).__name__}", code="internal-error")
 
     def _record(
-        self, item: ClaimedItem, output: RunOutput | None, error: dict[str, Any] | None
+        self,
+        item: ClaimedItem,
+        output: RunOutput | None,
+        error: dict[str, Any] | None,
+        cancelled: bool = False,
     ) -> bool:
-        """Keep the item's result file, then record it done (or its error) if still ours."""
+        """Keep the item's result file, then record it done (or its error, or cancelled) if
+        it is still ours."""
         result: dict[str, Any] | None = None
         if output is not None:
             try:
                 result = self._save(item, output)
             except Exception as exc:
                 error = self._problem(item, exc)
-        return self.store.complete(self.worker_id, item, result=result, error=error)
+        return self.store.complete(
+            self.worker_id, item, result=result, error=error, cancelled=cancelled
+        )
 
     async def _job(self, job_id: str, *, refresh: bool = False) -> _Job | None:
         cached = self._jobs.get(job_id)
@@ -350,7 +372,7 @@ class JobWorker:
         fetched = await run_in_threadpool(fetch_image, item.source, policy)
         return fetched.data
 
-    async def _run(self, job: _Job, data: bytes) -> RunOutput:
+    async def _run(self, item: ClaimedItem, job: _Job, data: bytes) -> RunOutput:
         service = self.service
         while True:
             if service.draining:
@@ -361,6 +383,8 @@ class JobWorker:
                 raise _Stopping from None
             try:
                 async with self.gate:
+                    if item.job_id in self._cancelled:  # looked at once a thread is free
+                        raise _JobCancelled
                     return await service.run(
                         job.record, data, job.request, deadline, background=True
                     )

@@ -296,11 +296,12 @@ async def status(job_id: str, token: Token, service: ServiceDep) -> JSONResponse
 
 @router.delete("/{job_id}", summary="Cancel a job")
 async def cancel(job_id: str, token: Token, service: ServiceDep) -> JSONResponse:
-    """Items not started are cancelled; items running finish, and the job ends ``cancelled``
-    once they have. Answers the job's status."""
-    store = _store(service)
-    await run_in_threadpool(store.authorize, job_id, token)
-    return JSONResponse(await run_in_threadpool(store.cancel, job_id))
+    """Items not started are cancelled (those this service had claimed ahead too); items
+    running finish, and the job ends ``cancelled`` once they have. Answers the job's status."""
+    worker = _worker(service)
+    await run_in_threadpool(worker.store.authorize, job_id, token)
+    worker.job_cancelled(job_id)  # first: the images it claimed ahead are cancelled, not run
+    return JSONResponse(await run_in_threadpool(worker.store.cancel, job_id))
 
 
 def _line(store: JobStore, job_id: str, item: dict[str, Any]) -> bytes:
