@@ -251,8 +251,8 @@ def test_urls_files_and_zips_keep_their_input_order(
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zipped:
-        zipped.writestr("b.jpg", images[third])
-        zipped.writestr("a.jpg", images[second])
+        zipped.writestr("y/img.jpg", images[third])  # one name in two folders
+        zipped.writestr("x/img.jpg", images[second])
     parts = [  # raw multipart: URL fields and files interleaved, URL-only fields too
         ("file", (None, f"{image_host}/{first}")),  # the seed's way: a URL in place of a file
         ("file", (fourth, images[fourth])),
@@ -264,8 +264,10 @@ def test_urls_files_and_zips_keep_their_input_order(
     job = response.json()
     assert wait_ended(jobs_server.url, job)["counts"]["done"] == 6
     sources = [line["source"] for line in results(jobs_server.url, job)]
-    assert sources == [f"{image_host}/{first}", fourth, "a.jpg", "b.jpg",
-                       f"{image_host}/{second}", f"{image_host}/{third}"]  # fmt: skip
+    assert sources == [
+        f"{image_host}/{first}", fourth, "photos.zip/x/img.jpg", "photos.zip/y/img.jpg",
+        f"{image_host}/{second}", f"{image_host}/{third}",
+    ]  # fmt: skip
 
     urls_only = httpx.post(
         f"{jobs_server.url}/api/jobs",

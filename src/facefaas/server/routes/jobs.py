@@ -90,10 +90,17 @@ def job_token(request: Request) -> str:
 Token = Annotated[str, Depends(job_token)]
 
 
-def _unzip(data: bytes, limit_items: int, limit_bytes: int, skipped: list[str]) -> list[JobInput]:
-    """The images of a zip, in name order. Folders and hidden files are passed over; other
-    files that are not images are added to ``skipped`` (the answer names them). A zip with no
-    image at all is refused, saying what it held."""
+def _unzip(
+    data: bytes,
+    limit_items: int,
+    limit_bytes: int,
+    skipped: list[str],
+    zip_name: str | None = None,
+) -> list[JobInput]:
+    """The images of a zip, in path order, each named by its path in the zip (after the zip's
+    own name, when it has one: ``photos.zip/x/img.jpg``). Folders and hidden files are
+    passed over; other files that are not images are added to ``skipped`` (the answer names
+    them). A zip with no image at all is refused, saying what it held."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
@@ -118,7 +125,8 @@ def _unzip(data: bytes, limit_items: int, limit_bytes: int, skipped: list[str]) 
             if sniff_image(content[:16]) is None:
                 skipped.append(info.filename)
                 continue
-            found.append(JobInput(source=name, data=content))
+            source = f"{zip_name}/{info.filename}" if zip_name else info.filename
+            found.append(JobInput(source=source, data=content))
             if len(found) > limit_items:
                 break
     if not found:
@@ -205,7 +213,7 @@ def _multipart_submission(parts: list[Part], limit_items: int, limit_bytes: int)
             continue
         filename, data = value
         if data.startswith(_ZIP_MAGIC):
-            inputs += _unzip(data, limit_items, limit_bytes, skipped)
+            inputs += _unzip(data, limit_items, limit_bytes, skipped, filename)
         else:
             inputs.append(JobInput(source=filename or f"upload-{len(inputs)}", data=data))
     return _Submission(fields, inputs, skipped)
