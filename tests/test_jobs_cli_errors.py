@@ -1,11 +1,15 @@
 """The jobs client and ``facefaas jobs`` when the server is down or slow, the token options, and
-the 409 a running job's zip answers: no server is started here (a closed loopback port, a socket
-that never answers, and problem documents made in the test)."""
+the 409 a running job's zip answers, and a server that is not facefaas: no facefaas server is
+started here (a closed loopback port, a socket that never answers, a plain ``http.server``, and
+problem documents made in the test)."""
 
 from __future__ import annotations
 
+import functools
 import socket
+import threading
 from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -145,3 +149,52 @@ def test_an_unreadable_input_file_submits_nothing_and_exits_3(
     assert result.exit_code == 3
     assert result.stderr.startswith("error: ") and str(missing) in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    """``http.server``'s handler, without its log lines on stderr."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def plain_http_url(tmp_path: Path) -> Iterator[str]:
+    """``python -m http.server`` over an empty folder, on loopback: not a facefaas server."""
+    handler = functools.partial(QuietHandler, directory=str(tmp_path))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def test_a_server_that_is_not_facefaas_is_named_as_such_and_exits_3(plain_http_url: str) -> None:
+    result = _invoke("status", "job1", "--token", "t", "--server", plain_http_url)
+    assert result.exit_code == 3, result.output
+    assert result.stderr == (
+        f"error: {plain_http_url} answered 404 (File not found), not a facefaas problem "
+        "document: is it a facefaas server?\n"
+    )
+    with Client(plain_http_url) as client, pytest.raises(errors.FacefaasError) as raised:
+        client.job("job1", "t").cancel()
+    assert raised.value.status == 501  # http.server has no DELETE
+    assert raised.value.message.startswith(f"{plain_http_url} answered 501 (")
+
+
+def test_answers_that_are_not_facefaas_problems_keep_the_class_of_their_status() -> None:
+    request = httpx.Request("GET", "http://127.0.0.1:9/api/jobs/job1")
+    plain = error_from_response(httpx.Response(404, text="nope", request=request))
+    assert type(plain) is errors.ModelNotFoundError and plain.status == 404
+    assert plain.message == (
+        "http://127.0.0.1:9 answered 404 (Not Found), not a facefaas problem document: "
+        "is it a facefaas server?"
+    )
+    other_json = error_from_response(httpx.Response(429, json={"detail": "slow down"},
+                                                    request=request))  # fmt: skip
+    assert type(other_json) is errors.RateLimitedError
+    assert other_json.message.startswith("http://127.0.0.1:9 answered 429 (slow down), not a")
+    ours = {"code": "job-not-found", "detail": "job not found", "status": 404}
+    problem = error_from_response(httpx.Response(404, json=ours, request=request))
+    assert problem.message == "job not found"  # a facefaas problem's detail, unchanged

@@ -62,16 +62,42 @@ def _classes_by_code() -> dict[str, type[errors.FacefaasError]]:
     return table
 
 
+def _answered_by(response: httpx.Response) -> str:
+    """``scheme://host:port`` of the server that answered (``the server`` when unknown)."""
+    try:
+        url = response.request.url
+    except RuntimeError:  # a response made here, not received
+        return "the server"
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
+def _not_facefaas(response: httpx.Response, problem: dict[str, Any]) -> str:
+    """The message of an error answer that is not a facefaas problem document."""
+    said = str(problem.get("detail") or problem.get("title") or response.reason_phrase or "")
+    status = f"{response.status_code} ({said})" if said else str(response.status_code)
+    return (
+        f"{_answered_by(response)} answered {status}, not a facefaas problem document: "
+        "is it a facefaas server?"
+    )
+
+
 def error_from_response(response: httpx.Response) -> errors.FacefaasError:
-    """The :mod:`facefaas.errors` exception a non-2xx response stands for."""
+    """The :mod:`facefaas.errors` exception a non-2xx response stands for.
+
+    The class comes from a problem document's ``code``, else from the status. A response that is
+    not a facefaas problem document (no JSON object with a ``code``: another server, a proxy)
+    keeps the class of its status, and its message says who answered what."""
     try:
         problem = response.json()
     except ValueError:
         problem = {}
     if not isinstance(problem, dict):
         problem = {}
-    detail = str(problem.get("detail") or response.reason_phrase or f"HTTP {response.status_code}")
-    code = str(problem.get("code", ""))
+    code = str(problem.get("code") or "")
+    if code:
+        detail = str(problem.get("detail") or response.reason_phrase or response.status_code)
+    else:
+        detail = _not_facefaas(response, problem)
     cls = _classes_by_code().get(code) or _BY_STATUS.get(response.status_code, errors.FacefaasError)
     retry = problem.get("retry_after", response.headers.get("retry-after", 1))
     error: errors.FacefaasError
@@ -427,7 +453,11 @@ class Client:
         **params: Any,
     ) -> Job:
         """Submit a job: ``http(s)://`` strings are fetched by the server, anything else
-        (paths, bytes, arrays, PIL images) is uploaded. ``params``: the run parameters."""
+        (paths, bytes, arrays, PIL images) is uploaded. ``params``: the run parameters.
+
+        Files of zips that are not images are left out of the job, and said: the returned
+        :class:`~facefaas.jobclient.Job`'s ``skipped`` is ``{"count": n, "files": [...]}``
+        (the first 20 names), or ``None`` when nothing was skipped."""
         import json
 
         from facefaas.jobclient import Job
@@ -457,9 +487,11 @@ class Client:
         else:
             response = self._request("POST", "/api/jobs", json={**fields, "inputs": urls})
         body = response.json()
+        skipped = body.get("skipped")
         return Job(
             self, body["job_id"], body["token"], total=body.get("total"),
             webhook_secret=body.get("webhook_secret"),
+            skipped=skipped if isinstance(skipped, dict) else None,
         )  # fmt: skip
 
     def job(self, job_id: str, token: str) -> Job:

@@ -20,7 +20,12 @@ ENDED = ("done", "failed", "cancelled")
 
 
 class Job:
-    """A job on a facefaas server (see ``docs/service.md``, "Jobs")."""
+    """A job on a facefaas server (see ``docs/service.md``, "Jobs").
+
+    ``total``, ``webhook_secret`` and ``skipped`` are what the server answered at submit (``None``
+    for a job attached later). ``skipped``: the files of zips left out because they are not
+    images, ``{"count": n, "files": [the first 20 names]}``, or ``None`` when there were none.
+    """
 
     def __init__(
         self,
@@ -30,12 +35,14 @@ class Job:
         *,
         total: int | None = None,
         webhook_secret: str | None = None,
+        skipped: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.id = job_id
         self.token = token
         self.total = total
         self.webhook_secret = webhook_secret
+        self.skipped = skipped
         self._last: dict[str, Any] | None = None
 
     @classmethod

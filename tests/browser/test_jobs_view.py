@@ -1,5 +1,6 @@
 """The page's Jobs tab in a real browser: submit many images, follow the progress, download the
-results (JSON Lines, and a picture function's zip), cancel a running job.
+results (JSON Lines, and a picture function's zip), cancel a running job (a warning, not a
+success), and the files that are not images said (a zip's, and ones chosen next to images).
 
 Inputs are the astronaut (one face, ``src/facefaas/data/reference/astronaut.jpg``) and a blank
 image (no face). The service and Chromium come from ``conftest.py``.
@@ -124,6 +125,24 @@ def test_cancel_shows_the_cancelled_state(page: Any, live_server: Any, count: in
     _wait_ended(page, "cancelled")
     assert "Cancelled" in page.text_content("#job-status")
     assert "cancelled" in page.text_content("#job-counts")
+    # Not shown as a success: a warning, in words (images not run) and in colour.
+    assert page.get_attribute("#job-status", "data-kind") == "warning"
+    assert "images not run" in page.text_content("#job-status")
+    assert page.get_attribute("#job-progress", "aria-valuetext").endswith(", cancelled")
+    colours = page.evaluate("""() => {
+        const css = getComputedStyle(document.documentElement);
+        const bar = getComputedStyle(document.getElementById("job-progress")).accentColor;
+        const probe = document.createElement("span");
+        document.body.append(probe);
+        const resolve = (name) => {
+            probe.style.color = css.getPropertyValue(name);
+            return getComputedStyle(probe).color;
+        };
+        const out = {bar, ok: resolve("--ok"), warning: resolve("--warning")};
+        probe.remove();
+        return out;
+    }""")
+    assert colours["bar"] == colours["warning"] != colours["ok"], colours
     assert page.is_hidden("#job-cancel")
     assert page.is_enabled("#job-download-jsonl")
     assert page.is_enabled("#job-submit")  # the files are still chosen: another job may start
@@ -141,5 +160,52 @@ def test_a_zip_of_images_is_one_job_of_its_images(page: Any, live_server: Any) -
     )
     assert "photos.zip" in page.text_content("#job-file-list")
     page.click("#job-submit")
+    _wait_ended(page)
+    assert page.text_content("#job-counts").strip() == "2 of 2 done"
+
+
+def _zip_with_readme() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for payload in _files(["astronaut", "blank", "blank", "blank"]):
+            archive.writestr(payload["name"], payload["buffer"])
+        archive.writestr("README.md", b"# holiday photos\n")
+    return buffer.getvalue()
+
+
+def test_a_zips_file_that_is_not_an_image_is_named_when_the_job_starts(
+    page: Any, live_server: Any
+) -> None:
+    _open_jobs(page, live_server)
+    page.set_input_files(
+        "#job-files",
+        [{"name": "photos.zip", "mimeType": "application/zip", "buffer": _zip_with_readme()}],
+    )
+    page.click("#job-submit")
+    page.wait_for_selector("#job-panel:not([hidden])")
+    started = page.text_content("#job-submit-status")
+    assert started.endswith(" started: 4 images (1 file in the zip skipped: README.md)."), started
+    _wait_ended(page)
+    assert page.text_content("#job-counts").strip() == "4 of 4 done"
+
+
+def test_a_chosen_file_that_is_not_an_image_is_listed_as_skipped_and_named_at_start(
+    page: Any, live_server: Any
+) -> None:
+    _open_jobs(page, live_server)
+    readme = {"name": "README.md", "mimeType": "text/markdown", "buffer": b"# notes\n"}
+    page.set_input_files("#job-files", [*_files(["astronaut", "blank"]), readme])
+    listed = page.locator("#job-file-list li").all_text_contents()
+    assert len(listed) == 3 and listed[2] == "README.md — skipped: not an image or a zip"
+    assert page.text_content("#job-file-summary").startswith("2 files, ")
+    assert page.text_content("#job-submit-status") == (
+        "1 file skipped, not an image or a zip: README.md."
+    )
+    page.click("#job-submit")
+    page.wait_for_selector("#job-panel:not([hidden])")
+    started = page.text_content("#job-submit-status")
+    assert started.endswith(
+        " started: 2 images (1 file skipped, not an image or a zip: README.md)."
+    ), started
     _wait_ended(page)
     assert page.text_content("#job-counts").strip() == "2 of 2 done"

@@ -1,10 +1,15 @@
 """``facefaas jobs`` exit statuses over real HTTP (a loopback image host whose ``/status/404``
-fails an image), and a running job's zip refused with :class:`JobRunningError`."""
+fails an image), a running job's zip refused with :class:`JobRunningError`, the files of a zip
+that are not images said (``Job.skipped``, the CLI's JSON and note), and cancelled images
+counted apart in ``submit --wait``'s progress bar."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,3 +113,73 @@ def test_a_wrong_token_is_one_line_and_exit_3(idle: LiveServer) -> None:
     wrong = _jobs("status", "nosuchjob", "--token", "wrong", "--server", idle.url)
     assert wrong.exit_code == 3
     assert wrong.stderr.startswith("error: job not found") and len(wrong.stderr.splitlines()) == 1
+
+
+@pytest.fixture
+def cancel_at_submit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Client.submit`` cancels the job it made (on ``idle``, before any image ran)."""
+    submit = Client.submit
+
+    def submit_and_cancel(self: Client, *args: Any, **kwargs: Any) -> Any:
+        job = submit(self, *args, **kwargs)
+        assert job.cancel()["state"] == "cancelled"
+        return job
+
+    monkeypatch.setattr(Client, "submit", submit_and_cancel)
+
+
+def _zip_of(names: list[str]) -> bytes:
+    """A zip of one grey picture (``photo.png``) and a text file per name."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("photo.png", encode(Image.new("RGB", (64, 48), (128, 128, 128))))
+        for name in names:
+            archive.writestr(name, b"not a picture\n")
+    return buffer.getvalue()
+
+
+def test_the_files_of_a_zip_that_are_not_images_reach_the_job_and_the_cli(
+    idle: LiveServer, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos.zip"
+    photos.write_bytes(_zip_of(["README.md"]))
+    with Client(idle.url) as client:
+        job = client.submit([photos])
+        assert job.total == 1
+        assert job.skipped == {"count": 1, "files": ["README.md"]}
+        assert client.submit([encode(Image.new("RGB", (8, 8)))]).skipped is None  # none skipped
+
+    ran = _jobs("submit", str(photos), "--server", idle.url)
+    assert ran.exit_code == 0, ran.output
+    created = json.loads(ran.stdout)
+    assert created["total"] == 1
+    assert created["skipped"] == {"count": 1, "files": ["README.md"]}
+    assert ran.stderr == "skipped 1 file that is not an image: README.md\n"
+
+
+def test_submit_names_the_first_five_skipped_files_and_counts_the_rest(
+    idle: LiveServer, tmp_path: Path, cancel_at_submit: None
+) -> None:
+    notes = [f"note{i}.txt" for i in range(7)]
+    photos = tmp_path / "photos.zip"
+    photos.write_bytes(_zip_of(notes))
+    ran = _jobs("submit", str(photos), "--server", idle.url, "--wait")
+    assert ran.exit_code == 3, ran.output  # nothing done: cancelled at submit
+    lines = ran.stderr.splitlines()
+    created = json.loads(lines[0])  # with --wait the JSON is on stderr, as the id and token are
+    assert created["skipped"] == {"count": 7, "files": notes}
+    assert lines[1] == (
+        "skipped 7 files that are not images: note0.txt, note1.txt, note2.txt, note3.txt, "
+        "note4.txt and 2 more"
+    )
+
+
+def test_submit_wait_counts_cancelled_images_apart_from_the_images_run(
+    idle: LiveServer, host: str, cancel_at_submit: None
+) -> None:
+    ran = _jobs("submit", *[f"{host}/img.png"] * 3, "--server", idle.url, "--wait")
+    assert ran.exit_code == 3, ran.output  # nothing done
+    assert _statuses(ran) == ["cancelled"] * 3
+    bar = ran.stderr.split("\r")[-1].strip()  # the bar's last drawing
+    assert bar.startswith("0%|") and " 0/3 " in bar, bar  # not 100%: no image ran
+    assert bar.endswith("failed=0, cancelled=3, state=cancelled]"), bar

@@ -1,7 +1,9 @@
 """``facefaas jobs submit|status|results|cancel``: jobs on a facefaas server.
 
 ``submit`` prints the job's id and token (needed for everything after; shown once by the
-server) and, with ``--wait``, a progress bar until the job ends, then its results as JSON Lines.
+server), with the files of zips left out because they are not images (``skipped``, also said in
+one line on stderr), and, with ``--wait``, a progress bar until the job ends (images run, with
+the failed and cancelled ones counted in its postfix), then its results as JSON Lines.
 
 Exit status, as ``facefaas detect``'s: 0 every image done, 1 some images failed or were
 cancelled (all results still printed), 2 usage error, 3 nothing done: no image of the job was
@@ -31,6 +33,7 @@ _TOKEN = click.option(
     "--token", envvar="FACEFAAS_JOB_TOKEN", show_envvar=True, required=True,
     help="The job's token, printed by submit.",
 )  # fmt: skip
+_NOTED_NAMES = 5  # the skipped files named in submit's note on stderr
 
 
 def _client(server: str, api_key: str | None = None) -> Any:
@@ -60,6 +63,30 @@ def _print_results(job: Any) -> int:
     if lines and done == len(lines):  # no lines: the job expired meanwhile
         return EXIT_OK
     return EXIT_SOME_FAILED if done else EXIT_NOTHING_DONE
+
+
+def _skipped_note(skipped: dict[str, Any]) -> str:
+    """One line for people: the files of zips left out of the job (not images)."""
+    count = int(skipped.get("count") or 0)
+    names = [str(name) for name in skipped.get("files") or []]
+    what = "1 file that is not an image" if count == 1 else f"{count} files that are not images"
+    if not names:
+        return f"skipped {what}"
+    shown = names[:_NOTED_NAMES]
+    more = count - len(shown)
+    return f"skipped {what}: {', '.join(shown)}" + (f" and {more} more" if more > 0 else "")
+
+
+def _show_progress(bar: Any, status: dict[str, Any]) -> None:
+    """Move the ``--wait`` bar to the images run (done or failed, so its img/s is theirs);
+    cancelled images are counted apart, in the postfix, as failed ones are."""
+    counts = status["counts"]
+    bar.update(counts["done"] + counts["failed"] - bar.n)
+    postfix: dict[str, Any] = {"failed": counts["failed"]}
+    if counts.get("cancelled"):
+        postfix["cancelled"] = counts["cancelled"]
+    postfix["state"] = status["state"]
+    bar.set_postfix(postfix)
 
 
 @click.group()
@@ -111,22 +138,20 @@ def submit(
         except OSError as exc:  # an input file that cannot be read: nothing submitted
             click.echo(f"error: {exc}", err=True)
             raise SystemExit(EXIT_NOTHING_DONE) from None
-        created = {"job_id": job.id, "token": job.token, "total": job.total}
+        created: dict[str, Any] = {"job_id": job.id, "token": job.token, "total": job.total}
         if job.webhook_secret:
             created["webhook_secret"] = job.webhook_secret
+        if job.skipped:
+            created["skipped"] = job.skipped
         click.echo(json.dumps(created), err=wait)
+        if job.skipped:
+            click.echo(_skipped_note(job.skipped), err=True)
         if not wait:
             return
         from tqdm import tqdm
 
         with tqdm(total=job.total, unit="img", file=sys.stderr) as bar:
-
-            def show(status: dict[str, Any]) -> None:
-                counts = status["counts"]
-                bar.update(counts["total"] - counts["pending"] - bar.n)
-                bar.set_postfix(failed=counts["failed"], state=status["state"])
-
-            job.wait(on_status=show)
+            job.wait(on_status=lambda status: _show_progress(bar, status))
         code = _print_results(job)  # a job ended failed or cancelled has lines not done
     raise SystemExit(code)
 

@@ -21,6 +21,13 @@ function isZip(file) {
   return /\.zip$/i.test(file.name) || /zip/.test(file.type);
 }
 
+/** Up to five names, then how many more of `count` there are. */
+function namesOf(names, count) {
+  const shown = names.slice(0, 5);
+  const more = count - shown.length;
+  return shown.join(", ") + (more > 0 ? ` and ${more} more` : "");
+}
+
 function isAccepted(file) {
   return isZip(file) || file.type.startsWith("image/") || file.type === "";
 }
@@ -57,34 +64,67 @@ export function setupJobs() {
   const zipButton = byId("job-download-zip");
 
   let files = [];
+  let rejected = []; // names of the chosen files left out: not an image or a zip
   let picture = new Set(); // functions whose results are pictures
   // The job shown: {id, token, func, state}; the token lives here only.
   let job = null;
   let timer = null;
 
   // Files -------------------------------------------------------------------------------------
+  function listItem(text, className = "") {
+    const item = document.createElement("li");
+    item.textContent = text;
+    if (className) item.className = className;
+    return item;
+  }
+
   function setFiles(chosen) {
     const list = [...chosen];
     const accepted = list.filter(isAccepted);
     files = accepted;
-    const items = accepted.slice(0, MAX_LISTED_FILES).map((file) => {
-      const item = document.createElement("li");
-      item.textContent = `${file.name} (${formatBytes(file.size)})${isZip(file) ? " — zip" : ""}`;
-      return item;
-    });
+    rejected = list.filter((file) => !isAccepted(file)).map((file) => file.name);
+    const items = accepted.slice(0, MAX_LISTED_FILES).map((file) => listItem(
+      `${file.name} (${formatBytes(file.size)})${isZip(file) ? " — zip" : ""}`));
     if (accepted.length > MAX_LISTED_FILES) {
-      const more = document.createElement("li");
-      more.textContent = `and ${accepted.length - MAX_LISTED_FILES} more`;
-      items.push(more);
+      items.push(listItem(`and ${accepted.length - MAX_LISTED_FILES} more`));
+    }
+    // Said, not silently dropped: each file left out is listed as skipped.
+    items.push(...rejected.slice(0, MAX_LISTED_FILES).map((name) => listItem(
+      `${name} — skipped: not an image or a zip`, "skipped")));
+    if (rejected.length > MAX_LISTED_FILES) {
+      items.push(listItem(`and ${rejected.length - MAX_LISTED_FILES} more skipped`, "skipped"));
     }
     fileList.replaceChildren(...items);
     const total = accepted.reduce((sum, file) => sum + file.size, 0);
     byId("job-file-summary").textContent = accepted.length
       ? `${plural(accepted.length, "file")}, ${formatBytes(total)}` : "";
-    const skipped = list.length - accepted.length;
-    setStatus(submitStatus, skipped ? `${plural(skipped, "file")} skipped: not an image or a zip.`
-      : "", skipped ? "error" : "");
+    setStatus(submitStatus, rejected.length ? `${skippedChosen(rejected)}.` : "",
+              rejected.length ? "warning" : "");
     updateSubmit();
+  }
+
+  /** "1 file skipped, not an image or a zip: README.md" for chosen files left out. */
+  function skippedChosen(names) {
+    const what = names.length === 1 ? "not an image or a zip" : "not images or zips";
+    return `${plural(names.length, "file")} skipped, ${what}: ${namesOf(names, names.length)}`;
+  }
+
+  /**
+   * What the job was started with, and what was left out of it: `answer.skipped` (POST
+   * /api/jobs: files of zips that are not images) and the chosen files not sent (`sent`).
+   */
+  function startedText(answer, sent) {
+    const notes = [];
+    const skipped = answer.skipped;
+    if (skipped && skipped.count > 0) {
+      const where = sent.zips > 1 ? "in the zips" : "in the zip";
+      const names = Array.isArray(skipped.files) ? skipped.files : [];
+      notes.push(`${plural(skipped.count, "file")} ${where} skipped: `
+        + namesOf(names, skipped.count));
+    }
+    if (sent.rejected.length) notes.push(skippedChosen(sent.rejected));
+    const extra = notes.length ? ` (${notes.join("; ")})` : "";
+    return `Job ${answer.job_id} started: ${plural(answer.total, "image")}${extra}.`;
   }
 
   function updateSubmit() {
@@ -110,6 +150,7 @@ export function setupJobs() {
     event.preventDefault();
     if (!files.length || isRunning()) return;
     const func = functionSelect.value;
+    const sent = { zips: files.filter(isZip).length, rejected };
     submitButton.disabled = true;
     setStatus(submitStatus, `Uploading ${plural(files.length, "file")}…`, "busy");
     try {
@@ -117,8 +158,7 @@ export function setupJobs() {
         model: modelSelect.value, func, key: byId("job-usage-key").value.trim(),
       });
       job = { id: answer.job_id, token: answer.token, func, state: "queued" };
-      setStatus(submitStatus, `Job ${answer.job_id} started: ${plural(answer.total, "image")}.`,
-                "ok");
+      setStatus(submitStatus, startedText(answer, sent), "ok");
       showJob({ state: "queued", progress: 0, counts: { total: answer.total, done: 0, failed: 0,
                                                        cancelled: 0, pending: answer.total },
                 errors: [] });
@@ -166,7 +206,9 @@ export function setupJobs() {
     progress.value = fraction;
     const shown = `${Math.round(fraction * 100)}%`;
     percent.textContent = shown;
-    progress.setAttribute("aria-valuetext", shown);
+    // A cancelled end is not a success: said in words, not only by the bar's colour.
+    progress.setAttribute("aria-valuetext",
+                          answer.state === "cancelled" ? `${shown}, cancelled` : shown);
     const parts = [`${c.done || 0} of ${c.total || 0} done`];
     if (c.failed) parts.push(`${c.failed} failed`);
     if (c.cancelled) parts.push(`${c.cancelled} cancelled`);
@@ -176,8 +218,11 @@ export function setupJobs() {
     const stopping = !ENDED.has(answer.state) && c.cancelled > 0;
     const word = stopping ? "Cancelling" : STATE_WORDS[answer.state] || answer.state;
     const kind = answer.state === "failed" ? "error"
-      : ENDED.has(answer.state) ? "ok" : "busy";
-    setStatus(status, `${word}${ENDED.has(answer.state) ? "" : "…"}`, kind);
+      : answer.state === "cancelled" ? "warning"
+        : ENDED.has(answer.state) ? "ok" : "busy";
+    const cancelledNote = answer.state === "cancelled" && c.cancelled
+      ? `: ${plural(c.cancelled, "image")} not run` : "";
+    setStatus(status, `${word}${ENDED.has(answer.state) ? cancelledNote : "…"}`, kind);
     errors.replaceChildren(...(answer.errors || []).map((item) => {
       const li = document.createElement("li");
       li.textContent = `#${item.index + 1} ${item.source}: ${errorText(item.error)}`;

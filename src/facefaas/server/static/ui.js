@@ -11,7 +11,8 @@ export function byId(id) {
  * Show a message in a status region (an aria-live element).
  * @param {HTMLElement} element
  * @param {string} text empty to clear.
- * @param {"error"|"busy"|"ok"|""} kind styles the message; errors are also announced assertively.
+ * @param {"error"|"warning"|"busy"|"ok"|""} kind styles the message (warning: something was
+ *   left out or stopped, not an error); errors are also announced assertively.
  */
 export function setStatus(element, text, kind) {
   element.textContent = text;
