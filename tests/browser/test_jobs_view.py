@@ -209,3 +209,41 @@ def test_a_chosen_file_that_is_not_an_image_is_listed_as_skipped_and_named_at_st
     ), started
     _wait_ended(page)
     assert page.text_content("#job-counts").strip() == "2 of 2 done"
+
+
+def test_a_job_can_run_on_the_detect_tabs_parameters(page: Any, live_server: Any) -> None:
+    page.goto(f"{live_server.url}/")
+    page.wait_for_selector("html[data-ready=true]")
+    page.fill("#min-size", "60")
+    page.dispatch_event("#min-size", "change")
+    page.click("#tab-jobs")
+    page.wait_for_selector("#panel-jobs:not([hidden])")
+    page.wait_for_selector("#job-function option[value=redact]", state="attached")
+    assert "model's own parameters" in page.text_content("#job-params-hint")
+    page.check("#job-detect-params")
+    assert "min_size 60" in page.text_content("#job-params-hint")
+    _submit(page, ["astronaut", "blank"])
+    _wait_ended(page)
+    with page.expect_download() as download:
+        page.click("#job-download-jsonl")
+    lines = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
+    assert [line["result"]["parameters"]["min_size"] for line in lines] == [60, 60]
+    assert [len(line["result"]["faces"]) for line in lines] == [1, 0]
+
+
+def test_the_detect_tabs_parameters_are_not_sent_to_a_model_of_another_family(
+    page: Any, live_server: Any
+) -> None:
+    _open_jobs(page, live_server)
+    page.wait_for_selector("#job-model option[value=centerface]", state="attached")
+    page.select_option("#job-model", "centerface")
+    page.check("#job-detect-params")  # the Detect tab shows MTCNN's parameters
+    page.set_input_files("#job-files", _files(["astronaut"]))
+    page.click("#job-submit")
+    message = page.text_content("#job-submit-status")
+    assert "this model is a CenterFace model" in message, message
+    assert page.is_hidden("#job-panel")  # nothing was submitted
+    page.uncheck("#job-detect-params")
+    page.click("#job-submit")
+    _wait_ended(page)
+    assert page.text_content("#job-counts").strip() == "1 of 1 done"

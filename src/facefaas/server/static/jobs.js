@@ -5,7 +5,9 @@
 
 import * as api from "./api.js";
 import { fillModelSelect, labelOf } from "./detect.js";
+import { familyOf, familyTitle } from "./families.js";
 import { describeError, formatBytes } from "./messages.js";
+import { readParams } from "./params.js";
 import { byId, saveBlob, setStatus } from "./ui.js";
 
 const POLL_MS = 700;
@@ -145,17 +147,71 @@ export function setupJobs() {
   });
   modelSelect.addEventListener("change", updateSubmit);
 
+  // Parameters: the model's own, or those set in the Detect tab ------------------------------
+  const detectParams = byId("job-detect-params");
+  const paramsHint = byId("job-params-hint");
+  let modelsById = new Map();
+
+  /** "min_size 40, thresholds 0.6/0.7/0.7, factor 0.709" */
+  function describeParams(values) {
+    return Object.entries(values)
+      .filter(([, value]) => value !== null && value !== undefined)
+      .map(([name, value]) => `${name} ${Array.isArray(value) ? value.join("/") : value}`)
+      .join(", ");
+  }
+
+  /**
+   * The parameters to send: {params} ({} for the model's own), or {error} when the Detect tab's
+   * are asked for but are another family's or not valid.
+   */
+  function jobParams() {
+    if (!detectParams.checked) return { params: {} };
+    const detectFamily = byId("detect-form").dataset.family || familyOf(null);
+    const jobFamily = familyOf(modelsById.get(modelSelect.value));
+    if (detectFamily !== jobFamily) {
+      return {
+        error: `The Detect tab's parameters are ${familyTitle(detectFamily)}'s and this model is `
+          + `a ${familyTitle(jobFamily)} model: choose a ${familyTitle(jobFamily)} model in the `
+          + "Detect tab, or untick \"Use the Detect tab's parameters\".",
+      };
+    }
+    const read = readParams();
+    if (read.error) return { error: `Detect tab: ${read.error}` };
+    // A value left to the model (an empty CenterFace input size) is not sent.
+    const params = Object.fromEntries(
+      Object.entries(read.values).filter(([, value]) => value !== null && value !== undefined));
+    return { params };
+  }
+
+  function showParamsHint() {
+    if (!detectParams.checked) {
+      paramsHint.textContent = "Off: each image runs on the model's own parameters.";
+      return;
+    }
+    const chosen = jobParams();
+    paramsHint.textContent = chosen.error || `Sends ${describeParams(chosen.params)}.`;
+  }
+  detectParams.addEventListener("change", showParamsHint);
+  modelSelect.addEventListener("change", showParamsHint);
+
   // Submit ------------------------------------------------------------------------------------
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!files.length || isRunning()) return;
+    const chosen = jobParams();
+    showParamsHint();
+    if (chosen.error) {
+      setStatus(submitStatus, chosen.error, "error");
+      return;
+    }
     const func = functionSelect.value;
     const sent = { zips: files.filter(isZip).length, rejected };
     submitButton.disabled = true;
     setStatus(submitStatus, `Uploading ${plural(files.length, "file")}…`, "busy");
     try {
       const answer = await api.submitJob(files, {
-        model: modelSelect.value, func, key: byId("job-usage-key").value.trim(),
+        model: modelSelect.value, func, params: chosen.params,
+        key: byId("job-usage-key").value.trim(),
       });
       job = { id: answer.job_id, token: answer.token, func, state: "queued" };
       setStatus(submitStatus, startedText(answer, sent), "ok");
@@ -282,7 +338,10 @@ export function setupJobs() {
   // Models, functions, limits -----------------------------------------------------------------
   async function refreshModels(models) {
     try {
-      fillModelSelect(modelSelect, models || await api.listModels());
+      const list = models || await api.listModels();
+      modelsById = new Map(list.map((model) => [model.id, model]));
+      fillModelSelect(modelSelect, list);
+      showParamsHint();
     } catch (error) {
       setStatus(submitStatus, `Could not load the model list. ${describeError(error, "list")}`,
                 "error");
