@@ -27,13 +27,20 @@ def noise() -> np.ndarray:
     return np.random.default_rng(1).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
 
 
-def test_a_passed_deadline_stops_the_cascade_within_a_step(
-    detector: Detector, noise: np.ndarray
-) -> None:
+@pytest.fixture(scope="module")
+def full(detector: Detector, noise: np.ndarray) -> float:
+    """Seconds of the whole detection, with no deadline: what a stop is measured against (a
+    step takes longer on a loaded machine, and so does the whole)."""
     start = time.perf_counter()
     detector.detect(noise, DEEP)
-    full = time.perf_counter() - start
-    assert full > 0.5  # enough work for a deadline to cut
+    seconds = time.perf_counter() - start
+    assert seconds > 0.5  # enough work for a deadline to cut
+    return seconds
+
+
+def test_a_passed_deadline_stops_the_cascade_within_a_step(
+    detector: Detector, noise: np.ndarray, full: float
+) -> None:
     start = time.perf_counter()
     with pytest.raises(DeadlineExceededError, match=r"deadline of 0\.1 s"):
         detector.detect(noise, DEEP, deadline=Deadline(0.1))
@@ -42,7 +49,7 @@ def test_a_passed_deadline_stops_the_cascade_within_a_step(
 
 
 def test_cancelling_from_another_thread_stops_the_work(
-    detector: Detector, noise: np.ndarray
+    detector: Detector, noise: np.ndarray, full: float
 ) -> None:
     deadline = Deadline(None)
     timer = threading.Timer(0.1, deadline.cancel, args=("the client went away",))
@@ -50,7 +57,8 @@ def test_cancelling_from_another_thread_stops_the_work(
     start = time.perf_counter()
     with pytest.raises(CancelledError, match="client went away") as raised:
         detector.detect(noise, DEEP, deadline=deadline)
-    assert time.perf_counter() - start < 0.6
+    stopped = time.perf_counter() - start
+    assert stopped < 0.1 + max(0.25, full / 4), f"stopped after {stopped:.2f} s of {full:.2f}"
     assert raised.value.status == 503
 
 
