@@ -8,9 +8,12 @@ are real throwaway servers (``postgres_url``, ``redis_url``, and ``database_url`
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from throwaway_servers import PostgresCluster, RedisServer, Unavailable
@@ -110,3 +113,26 @@ def counter_store(request: pytest.FixtureRequest) -> str | None:
         return None
     url: str = request.getfixturevalue("redis_url")
     return url
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For tests whose URLs name other addresses (refused by the fetch guard before it connects):
+    a connection anywhere but loopback, from this process, fails the test."""
+    real = socket.create_connection
+    attempted: list[object] = []
+
+    def guarded(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        host = address[0]
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            attempted.append(address)
+            raise ConnectionRefusedError(f"test guard: no connection to {host} (loopback only)")
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", guarded)
+    yield
+    assert not attempted, f"connections were attempted outside loopback: {attempted}"

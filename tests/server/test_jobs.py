@@ -123,7 +123,7 @@ def _auth(job: dict[str, Any]) -> dict[str, str]:
 
 
 def test_a_job_of_wider_images_equals_the_library_and_its_webhook_verifies(
-    jobs_server: LiveServer, image_host: str, images: dict[str, bytes]
+    jobs_server: LiveServer, image_host: str, images: dict[str, bytes], loopback_only: None
 ) -> None:
     from facefaas.detector import Detector
 
@@ -295,7 +295,7 @@ def test_a_job_needs_its_token(jobs_server: LiveServer, image_host: str) -> None
 
 
 def test_bad_submissions_are_refused_before_anything_is_stored(
-    jobs_server: LiveServer, image_host: str
+    jobs_server: LiveServer, image_host: str, loopback_only: None
 ) -> None:
     url = f"{jobs_server.url}/api/jobs"
     good = [f"{image_host}/blank.png"]

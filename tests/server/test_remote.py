@@ -121,7 +121,9 @@ def test_multipart_file_field_may_be_a_url_with_parameters(
      ("http://2130706434/x.jpg", "address"), ("file:///etc/passwd", "scheme")],
     ids=["metadata", "private", "loopback-decimal", "scheme"],
 )  # fmt: skip
-def test_refused_fetch_is_a_422_problem(api: httpx.Client, url: str, reason: str) -> None:
+def test_refused_fetch_is_a_422_problem(
+    api: httpx.Client, url: str, reason: str, loopback_only: None
+) -> None:
     body = assert_problem(api.post("/api/run/mtcnn/detect", headers={"SSVM_Fetch": url}), 422,
                           "fetch-refused")  # fmt: skip
     assert body["reason"] == reason
@@ -199,7 +201,9 @@ def test_seed_multipart_with_fetch_and_callback(
     assert receiver.requests[-1].body == direct.content
 
 
-def test_refused_callback_costs_no_inference(api: httpx.Client, hopper: bytes) -> None:
+def test_refused_callback_costs_no_inference(
+    api: httpx.Client, hopper: bytes, loopback_only: None
+) -> None:
     target = json.dumps({"hostname": "169.254.169.254", "path": "/", "port": 80})
     before = api.get("/api/models/mtcnn").json()["usage"]["calls"]
     response = api.post("/api/run/mtcnn/detect", content=hopper,
@@ -269,7 +273,9 @@ def test_callback_asking_for_https_gets_no_protocol_hint(
      ("not a url", "'not a url' is not an absolute http or https URL", "scheme")],
     ids=["octal-admitted-address", "private", "not-a-url"],
 )  # fmt: skip
-def test_refused_fetch_messages(api: httpx.Client, fetch: str, detail: str, reason: str) -> None:
+def test_refused_fetch_messages(
+    api: httpx.Client, fetch: str, detail: str, reason: str, loopback_only: None
+) -> None:
     body = assert_problem(api.post("/api/run/mtcnn/detect", headers={"SSVM_Fetch": fetch}), 422,
                           "fetch-refused")  # fmt: skip
     assert (body["detail"], body["reason"]) == (detail, reason)

@@ -152,10 +152,9 @@ export function setupJobs() {
   const paramsHint = byId("job-params-hint");
   let modelsById = new Map();
 
-  /** "min_size 40, thresholds 0.6/0.7/0.7, factor 0.709" */
+  /** "min_size 40, thresholds 0.6/0.7/0.7, factor 0.709" (values jobParams kept) */
   function describeParams(values) {
     return Object.entries(values)
-      .filter(([, value]) => value !== null && value !== undefined)
       .map(([name, value]) => `${name} ${Array.isArray(value) ? value.join("/") : value}`)
       .join(", ");
   }
